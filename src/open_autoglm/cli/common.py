@@ -1,0 +1,70 @@
+"""What every verb shares: config options, logging set-up, and turning known errors into one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from open_autoglm.config import Config, ConfigError, load_config
+
+console = Console(stderr=True)
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
+    parser.add_argument("-c", "--config", type=Path, required=config_required, help="the YAML config")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.lr=3e-4 (repeatable)",
+    )
+    parser.add_argument("--out", type=Path, help="run folder (default: <output_dir>/<name> from the config)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (CI logs)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = list(args.overrides)
+    if args.out is not None:
+        overrides += [f"output_dir={args.out.parent}", f"name={args.out.name}"]
+    if args.quiet:
+        overrides.append("quiet=true")
+    return load_config(args.config, overrides)
+
+
+def setup_logging(quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
+    )
+    logging.getLogger("open_autoglm").setLevel(level)
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_warning()
+    datasets.disable_progress_bars()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_verb(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a verb; a known user error becomes one red line and exit code 2 (config) or 1 (anything else)."""
+    from open_autoglm.data.readers import DataFormatError
+    from open_autoglm.methods import MethodNotApplicable
+    from open_autoglm.train.trainer import NonFiniteLossError
+
+    setup_logging(getattr(args, "quiet", False))
+    try:
+        return run(args)
+    except ConfigError as err:
+        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        return 2
+    except (DataFormatError, MethodNotApplicable, NonFiniteLossError, FileNotFoundError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        return 1

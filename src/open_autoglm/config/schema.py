@@ -1,0 +1,45 @@
+"""The top-level config: one YAML file drives every verb."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from open_autoglm.config.base import StrictModel
+from open_autoglm.config.sections import (
+    DataConfig,
+    MethodConfig,
+    ModelConfig,
+    SearchConfig,
+    TaskName,
+    TrainConfig,
+)
+
+
+class Config(StrictModel):
+    name: str = Field("run", description="run folder name: <output_dir>/<name>/")
+    output_dir: Path = Field(Path("runs"), description="where run folders are made")
+    task: TaskName = "classification"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    quiet: bool = Field(False, description="no progress bars (CI logs)")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_folder_name(cls, value: str) -> str:
+        if not value or "/" in value or value in {".", ".."}:
+            raise ValueError("name must be a plain folder name (no '/')")
+        return value
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _bare_method_name(cls, value: object) -> object:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name

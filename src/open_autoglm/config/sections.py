@@ -1,0 +1,159 @@
+"""The config sections. Each is small and strict; the top-level `Config` composes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from open_autoglm.config.base import StrictModel
+
+TaskName = Literal["classification", "sft", "pretrain"]
+
+
+class ModelConfig(StrictModel):
+    name: str = Field("minilm", description="alias (minilm), Hugging Face id, or local folder")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) for a hub id")
+    trust_remote_code: bool = Field(
+        False, description="run Python code shipped with the model; off unless asked"
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="auto picks CUDA, then MPS, then CPU"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 where the device supports it (CUDA or a CPU with AVX512-BF16/AMX), else fp32",
+    )
+
+
+class DataConfig(StrictModel):
+    train: Path | None = Field(None, description="training file in any supported format")
+    validation: Path | None = Field(None, description="validation file; else split from train by val_ratio")
+    test: Path | None = Field(None, description="test file; else split from train by test_ratio")
+    format: Literal["auto", "jsonl", "alpaca", "sharegpt", "csv", "tsv", "text"] = "auto"
+    text_field: str = Field("text", description="classification/pretrain input field or column")
+    label_field: str = Field("label", description="classification label field or column")
+    columns: list[str] | None = Field(None, description="column names of a headerless CSV/TSV")
+    text_prefix: str = Field("", description='prepended to every input text (e.g. "query: " for e5 models)')
+    max_length: PositiveInt = Field(128, description="tokens per example (longer ones are truncated)")
+    val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out for validation")
+    test_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out for test")
+    max_rows: PositiveInt | None = Field(None, description="use only the first N rows of train (quick runs)")
+    max_bad_ratio: float = Field(
+        0.01, ge=0.0, le=1.0, description="stop when more rows than this are malformed"
+    )
+
+    @model_validator(mode="after")
+    def _ratios_leave_training_rows(self) -> DataConfig:
+        if self.val_ratio + self.test_ratio >= 1.0:
+            raise ValueError(
+                "data.val_ratio + data.test_ratio must be below 1 (no rows would be left to train on)"
+            )
+        return self
+
+
+class MethodConfig(StrictModel):
+    """`name` picks the method; the other keys are that method's own params, validated by its params model."""
+
+    model_config = {"extra": "allow", "validate_assignment": True}
+    name: str = Field(
+        "lora",
+        description="full | freeze | lora | dora | adalora | ia3 | adapter | prefix | prompt | ptuning",
+    )
+
+    @model_validator(mode="after")
+    def _params_match_method(self) -> MethodConfig:
+        from open_autoglm.methods import METHODS
+
+        if self.name not in METHODS:
+            raise ValueError(f"unknown method {self.name!r}; allowed: {', '.join(METHODS.names())}")
+        params_cls = METHODS.get(self.name).params_cls
+        try:
+            params_cls(**self.extra_params())
+        except ValidationError as err:
+            raise ValueError(_method_params_message(self.name, params_cls, err)) from None
+        return self
+
+    def extra_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def params(self) -> StrictModel:
+        """The validated params model of the chosen method (defaults filled in)."""
+        from open_autoglm.methods import METHODS
+
+        return METHODS.get(self.name).params_cls(**self.extra_params())
+
+
+def _method_params_message(method: str, params_cls: type[StrictModel], err: ValidationError) -> str:
+    allowed = ", ".join(["name", *sorted(params_cls.model_fields)])
+    problems = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"method.{key}: unknown key for method {method!r}; allowed: {allowed}")
+        else:
+            problems.append(f"method.{key}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(problems)
+
+
+class OptimizerConfig(StrictModel):
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD only")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW only")
+
+
+class SchedulerConfig(StrictModel):
+    name: Literal["linear", "cosine", "constant", "step", "plateau"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with a linear warm-up")
+    step_size: PositiveInt = Field(100, description="step: multiply the rate by gamma every step_size steps")
+    gamma: float = Field(0.5, gt=0.0, le=1.0, description="step/plateau: decay factor")
+    patience: int = Field(1, ge=0, description="plateau: evaluations without improvement before decaying")
+
+
+class LossConfig(StrictModel):
+    name: Literal["ce", "focal"] = Field("ce", description="classification loss: cross-entropy or focal")
+    class_weights: Literal["none", "balanced"] | list[float] = Field(
+        "none", description="none, balanced (inverse class frequency), or one weight per label"
+    )
+    focal_gamma: float = Field(2.0, ge=0.0)
+
+
+def _named(value: Any) -> Any:
+    """Let a YAML node be a bare name: `scheduler: cosine` means `scheduler: {name: cosine}`."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class TrainConfig(StrictModel):
+    epochs: float = Field(3.0, gt=0.0)
+    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: by epochs)")
+    lr: float = Field(2.0e-4, gt=0.0, lt=1.0)
+    batch_size: PositiveInt = 16
+    eval_batch_size: PositiveInt | None = Field(None, description="defaults to 2x batch_size")
+    grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
+    max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 turns it off)")
+    gradient_checkpointing: bool = False
+    group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    eval_every: Literal["epoch"] | PositiveInt = Field(
+        "epoch", description="evaluate each epoch or every N steps"
+    )
+    save_every: Literal["epoch"] | PositiveInt = Field(
+        "epoch", description="checkpoint each epoch or every N steps"
+    )
+    save_total_limit: PositiveInt = Field(2, description="checkpoints kept (older ones deleted)")
+    logging_steps: PositiveInt = 10
+    seed: int = 42
+
+    _named_nodes = field_validator("optimizer", "scheduler", "loss", mode="before")(_named)
+
+
+class SearchConfig(StrictModel):
+    n_trials: PositiveInt = 20
+    workers: PositiveInt = 1
+    space: Literal["default"] | dict[str, Any] = Field(
+        "default", description="default, or key -> distribution"
+    )

@@ -1,0 +1,32 @@
+"""Data readers, one module per format; importing this package registers the built-ins.
+
+`iter_records` / `read_records` read any supported file into canonical records (see `canonical.py`);
+`detect_format` says which reader a file needs. Third-party readers join through the
+`open_autoglm.readers` entry-point group.
+"""
+
+from open_autoglm.data.readers import alpaca, delimited, jsonl, sharegpt, text  # noqa: F401  (registration)
+from open_autoglm.data.readers.base import (
+    READERS,
+    BaseReader,
+    DataFormatError,
+    Malformed,
+    ReadOptions,
+    Record,
+    register_reader,
+)
+from open_autoglm.data.readers.detect import detect_format
+from open_autoglm.data.readers.loading import iter_records, read_records
+
+__all__ = [
+    "READERS",
+    "BaseReader",
+    "DataFormatError",
+    "Malformed",
+    "ReadOptions",
+    "Record",
+    "detect_format",
+    "iter_records",
+    "read_records",
+    "register_reader",
+]

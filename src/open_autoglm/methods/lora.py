@@ -1,0 +1,142 @@
+"""LoRA and its family through `peft`: LoRA, DoRA, AdaLoRA, IA3."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+from torch import nn
+from transformers import TrainerCallback
+
+from open_autoglm.config.base import StrictModel
+from open_autoglm.methods.base import BaseMethod, MethodContext, MethodNotApplicable, register_method
+from open_autoglm.methods.peft_glue import get_peft_model_or_explain, modules_to_save, peft_task_type
+
+TargetModules = list[str] | Literal["all-linear"] | None
+
+
+class LoraParams(StrictModel):
+    r: int = Field(8, ge=1, le=1024, description="rank of the update matrices")
+    alpha: int = Field(16, ge=1, description="scaling numerator (update is scaled by alpha / r)")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: TargetModules = Field(
+        None, description="module names; None: peft's default for the model"
+    )
+    bias: Literal["none", "all", "lora_only"] = "none"
+    rslora: bool = Field(False, description="rank-stabilised scaling alpha / sqrt(r)")
+
+
+class LoraMethod(BaseMethod):
+    name: ClassVar[str] = "lora"
+    params_cls: ClassVar[type[StrictModel]] = LoraParams
+    use_dora: ClassVar[bool] = False
+
+    def apply(self, model: nn.Module, params: Any, ctx: MethodContext) -> nn.Module:
+        from peft import LoraConfig
+
+        config = LoraConfig(
+            task_type=peft_task_type(ctx),
+            r=params.r,
+            lora_alpha=params.alpha,
+            lora_dropout=params.dropout,
+            target_modules=params.target_modules,
+            bias=params.bias,
+            use_rslora=params.rslora,
+            use_dora=self.use_dora,
+            modules_to_save=modules_to_save(ctx),
+        )
+        return get_peft_model_or_explain(model, config, self.name)
+
+
+register_method(LoraMethod)
+
+
+@register_method
+class DoraMethod(LoraMethod):
+    """Weight-decomposed LoRA: magnitude and direction trained apart."""
+
+    name: ClassVar[str] = "dora"
+    use_dora: ClassVar[bool] = True
+
+
+class AdaLoraParams(StrictModel):
+    init_r: int = Field(12, ge=1, description="starting rank of every update")
+    target_r: int = Field(8, ge=1, description="average rank the budget is pruned down to")
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    tinit: float = Field(0.1, ge=0.0, lt=1.0, description="share of steps before rank pruning starts")
+    tfinal: float = Field(0.2, ge=0.0, lt=1.0, description="share of final steps with the budget fixed")
+    delta_t: int = Field(1, ge=1, description="steps between budget updates")
+    target_modules: TargetModules = None
+
+
+@register_method
+class AdaLoraMethod(BaseMethod):
+    """AdaLoRA reallocates rank between matrices during training; it needs the run's total steps."""
+
+    name: ClassVar[str] = "adalora"
+    params_cls = AdaLoraParams
+
+    def apply(self, model: nn.Module, params: AdaLoraParams, ctx: MethodContext) -> nn.Module:
+        from peft import AdaLoraConfig
+
+        total = max(ctx.total_steps, 1)
+        tinit, tfinal = int(params.tinit * total), int(params.tfinal * total)
+        if tinit + tfinal >= total:
+            raise MethodNotApplicable(
+                f"adalora: the run has {total} optimizer steps, too few for method.tinit + method.tfinal "
+                f"({params.tinit} + {params.tfinal} of them); train longer or lower them"
+            )
+        config = AdaLoraConfig(
+            task_type=peft_task_type(ctx),
+            init_r=params.init_r,
+            target_r=params.target_r,
+            lora_alpha=params.alpha,
+            lora_dropout=params.dropout,
+            tinit=tinit,
+            tfinal=tfinal,
+            deltaT=params.delta_t,
+            total_step=total,
+            target_modules=params.target_modules,
+            modules_to_save=modules_to_save(ctx),
+        )
+        return get_peft_model_or_explain(model, config, self.name)
+
+    def callbacks(self, model: nn.Module) -> list[TrainerCallback]:
+        return [_AdaLoraBudgetCallback(model)]
+
+
+class _AdaLoraBudgetCallback(TrainerCallback):
+    """AdaLoRA must see the gradients after each optimizer step (before they are zeroed) to reallocate rank."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def on_optimizer_step(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.model.base_model.update_and_allocate(state.global_step)
+
+
+class Ia3Params(StrictModel):
+    target_modules: TargetModules = None
+    feedforward_modules: list[str] | None = Field(
+        None, description="subset of target_modules that are FFN layers"
+    )
+
+
+@register_method
+class Ia3Method(BaseMethod):
+    """(IA)^3: learned vectors that rescale keys, values and FFN activations."""
+
+    name: ClassVar[str] = "ia3"
+    params_cls = Ia3Params
+
+    def apply(self, model: nn.Module, params: Ia3Params, ctx: MethodContext) -> nn.Module:
+        from peft import IA3Config
+
+        config = IA3Config(
+            task_type=peft_task_type(ctx),
+            target_modules=params.target_modules,
+            feedforward_modules=params.feedforward_modules,
+            modules_to_save=modules_to_save(ctx),
+        )
+        return get_peft_model_or_explain(model, config, self.name)

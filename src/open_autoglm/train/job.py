@@ -1,0 +1,324 @@
+"""`autoglm train`: one fine-tuning run, top to bottom.
+
+config → data splits → tokenizer and model → method → trainer → (resume) train → evaluate → save → summary.
+`fit` does the training part and returns the live objects (the search runs it once per trial);
+`run_train` adds saving and the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import set_seed
+from transformers.trainer_callback import PrinterCallback
+
+from open_autoglm.config import Config, dump_config
+from open_autoglm.data.splits import LoadedData, load_splits
+from open_autoglm.methods import METHODS, MethodContext
+from open_autoglm.models import (
+    AUTOGLM_META,
+    Placement,
+    choose_placement,
+    load_model,
+    load_tokenizer,
+    objective_for,
+    resolve_model_path,
+)
+from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
+from open_autoglm.train.callbacks import MetricsFileCallback, ProgressBarCallback, append_metrics
+from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
+from open_autoglm.train.losses import balanced_class_weights
+from open_autoglm.train.method_setup import apply_method, count_parameters
+from open_autoglm.train.tasks import TASKS, BaseTask, PreparedData
+from open_autoglm.train.trainer import AutoglmTrainer
+from open_autoglm.versions import versions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """A finished training run, still in memory."""
+
+    trainer: AutoglmTrainer
+    tokenizer: Any
+    task: BaseTask
+    prepared: PreparedData
+    loaded: LoadedData
+    model_path: str
+    objective: str
+    placement: Placement
+    metrics: dict[str, dict[str, float]]  # split -> metric -> value (validation, and test when there is one)
+    baseline: dict[str, float]
+    parameters: tuple[int, int]  # trainable, total
+    resumed_from: Path | None
+    train_seconds: float
+
+
+def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
+    """Fine-tune as the config says; write everything to the run folder; return the summary."""
+    started = time.perf_counter()
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, run_dir / "config.yaml")
+    fit_result = fit(config, run_dir / "trials" / "0", resume=resume)
+    save_model(
+        fit_result.trainer.model,
+        fit_result.tokenizer,
+        run_dir / "model",
+        config,
+        fit_result.model_path,
+        fit_result.objective,
+        fit_result.prepared.labels,
+    )
+    summary = build_summary(config, fit_result, time.perf_counter() - started)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
+
+
+def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
+    """Train one model in `trial_dir` (metrics.jsonl, checkpoint/); the data splits go to the run folder."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = trial_dir / "checkpoint"
+    checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
+    if checkpoint is None:  # a fresh start: nothing of an earlier attempt may mix in
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        (trial_dir / "metrics.jsonl").unlink(missing_ok=True)
+    set_seed(config.train.seed)
+
+    # 1. Data: read, split, write the splits and the quarantine into the run folder.
+    task = TASKS.get(config.task)()
+    loaded = load_splits(config, config.run_dir / "data")
+
+    # 2. Model, tokenizer and where they run.
+    placement = choose_placement(config.model.device, config.model.precision)
+    model_path = resolve_model_path(config.model.name)
+    objective = objective_for(config.task, model_path, config.model)
+    tokenizer = load_tokenizer(model_path, config.model)
+    prepared = task.prepare(loaded.splits, tokenizer, config, objective)
+    model, new_modules = load_model(
+        model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id
+    )
+
+    # 3. The fine-tuning method.
+    train_rows = len(prepared.datasets["train"])
+    steps = total_optimizer_steps(train_rows, config)
+    heads = tuple(dict.fromkeys(task.head_names(objective) + new_modules))  # + randomly initialised modules
+    ctx = MethodContext(config.task, objective, heads, steps)
+    method = METHODS.get(config.method.name)()
+    if config.task not in method.tasks:
+        raise ValueError(f"method {method.name!r} does not support task {config.task!r}")
+    probe = prepared.collator(
+        [_without_length(prepared.datasets["train"][i]) for i in range(min(2, train_rows))]
+    )
+    model = apply_method(method, model, config.method.params(), ctx, probe)
+    trainable, total = count_parameters(model)
+    logger.info(
+        "method %s: %d of %d parameters train (%.2f%%)",
+        method.name,
+        trainable,
+        total,
+        100 * trainable / total,
+    )
+
+    # 4. The trainer.
+    args = build_training_args(config, placement, checkpoint_dir, lm_task=objective != "seq_cls")
+    weights = class_weights(config, prepared.datasets["train"], prepared.labels)
+    trainer = AutoglmTrainer(
+        model=model,
+        args=args,
+        train_dataset=prepared.datasets["train"],
+        eval_dataset=prepared.datasets["validation"],
+        data_collator=lambda rows: prepared.collator([_without_length(r) for r in rows]),
+        compute_metrics=prepared.compute_metrics,
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
+        callbacks=[
+            MetricsFileCallback(trial_dir / "metrics.jsonl", objective != "seq_cls"),
+            CheckpointMarkerCallback(),
+        ]
+        + method.callbacks(model),
+        loss_name=config.train.loss.name if objective == "seq_cls" else "ce",
+        focal_gamma=config.train.loss.focal_gamma,
+        class_weights=weights,
+        step_schedule=(config.train.scheduler.step_size, config.train.scheduler.gamma)
+        if config.train.scheduler.name == "step"
+        else None,
+    )
+    trainer.remove_callback(PrinterCallback)  # we write metrics.jsonl and draw our own bar
+    if not config.quiet:
+        trainer.add_callback(ProgressBarCallback())
+
+    # 5. Baseline (the untuned model), then train — resuming from the last complete checkpoint.
+    baseline = _baseline(trainer, trial_dir, task.name, loaded.splits, checkpoint is not None)
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    # 6. Final evaluation on validation and test.
+    metrics = {"validation": evaluate(trainer, prepared.datasets["validation"])}
+    if "test" in prepared.datasets and len(prepared.datasets["test"]):
+        metrics["test"] = evaluate(trainer, prepared.datasets["test"])
+        append_metrics(
+            trial_dir / "metrics.jsonl",
+            [
+                {
+                    "step": trainer.state.global_step,
+                    "epoch": trainer.state.epoch,
+                    "split": "test",
+                    "name": k,
+                    "value": v,
+                }
+                for k, v in metrics["test"].items()
+            ],
+        )
+
+    trainable, total = count_parameters(model)
+    return FitResult(
+        trainer=trainer,
+        tokenizer=tokenizer,
+        task=task,
+        prepared=prepared,
+        loaded=loaded,
+        model_path=model_path,
+        objective=objective,
+        placement=placement,
+        metrics=metrics,
+        baseline=baseline,
+        parameters=(trainable, total),
+        resumed_from=checkpoint,
+        train_seconds=float(result.metrics.get("train_runtime", 0.0)),
+    )
+
+
+def build_summary(config: Config, fit_result: FitResult, seconds: float) -> dict[str, Any]:
+    """summary.json of a single run, in the contract's shape."""
+    state, metrics = fit_result.trainer.state, fit_result.metrics
+    loaded = fit_result.loaded
+    return {
+        "task": config.task,
+        "metric": fit_result.task.metric,
+        "greater_is_better": fit_result.task.greater_is_better,
+        "method": config.method.name,
+        "model": config.model.name,
+        "best": {
+            "params": run_params(config),
+            "metrics": metrics.get("test", metrics["validation"]),
+            "validation": metrics["validation"],
+            "test": metrics.get("test"),
+        },
+        "baseline": {"metrics": fit_result.baseline},
+        "trials": {"complete": 1, "pruned": 0, "failed": 0},
+        "compute": {
+            "train_steps": state.global_step,
+            "train_examples": int(state.global_step * config.train.batch_size * config.train.grad_accum),
+            "seconds": round(seconds, 2),
+            "train_seconds": round(fit_result.train_seconds, 2),
+        },
+        "parameters": {"trainable": fit_result.parameters[0], "total": fit_result.parameters[1]},
+        "data": {
+            "rows_in": loaded.rows_in,
+            "quarantined": len(loaded.quarantined),
+            "rows_kept": {split: len(rows) for split, rows in loaded.splits.items()},
+            "dropped": fit_result.prepared.dropped,
+        },
+        "placement": {"device": fit_result.placement.device, "precision": fit_result.placement.precision},
+        "resumed_from": str(fit_result.resumed_from) if fit_result.resumed_from else None,
+        "versions": versions(),
+    }
+
+
+def run_params(config: Config) -> dict[str, Any]:
+    """The hyperparameters that define this run, as flat `section.key` names (the search space's names)."""
+    params: dict[str, Any] = {"method.name": config.method.name}
+    params |= {f"method.{k}": v for k, v in config.method.params().model_dump(mode="json").items()}
+    train = config.train
+    params |= {"train.lr": train.lr, "train.batch_size": train.batch_size, "train.epochs": train.epochs}
+    return params
+
+
+def total_optimizer_steps(train_rows: int, config: Config) -> int:
+    if config.train.max_steps > 0:
+        return config.train.max_steps
+    per_epoch = math.ceil(math.ceil(train_rows / config.train.batch_size) / config.train.grad_accum)
+    return max(1, math.ceil(per_epoch * config.train.epochs))
+
+
+def class_weights(config: Config, train_set: Any, labels: list[str] | None) -> torch.Tensor | None:
+    setting = config.train.loss.class_weights
+    if labels is None or setting == "none":
+        return None
+    if isinstance(setting, list):
+        if len(setting) != len(labels):
+            raise ValueError(
+                f"train.loss.class_weights has {len(setting)} weights for {len(labels)} labels {labels}"
+            )
+        return torch.tensor(setting, dtype=torch.float32)
+    counts = Counter(train_set["labels"])
+    return balanced_class_weights([counts.get(i, 0) for i in range(len(labels))])
+
+
+def evaluate(trainer: AutoglmTrainer, dataset: Any) -> dict[str, float]:
+    raw = trainer.evaluate(dataset, metric_key_prefix="eval")
+    metrics = {k[len("eval_") :]: float(v) for k, v in raw.items() if k.startswith("eval_")}
+    for k in ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time"):
+        metrics.pop(k, None)
+    if trainer.args.prediction_loss_only and "loss" in metrics:  # language modelling
+        metrics["perplexity"] = math.exp(metrics["loss"]) if metrics["loss"] < 50 else float("inf")
+    return metrics
+
+
+def _baseline(
+    trainer: AutoglmTrainer, trial_dir: Path, task: str, splits: dict, resuming: bool
+) -> dict[str, float]:
+    """Metrics of the model before any training (kept across a resume), plus the majority-class accuracy."""
+    path = trial_dir / "baseline.json"
+    if resuming and path.exists():
+        return json.loads(path.read_text())
+    baseline = evaluate(trainer, trainer.eval_dataset)
+    if task == "classification":
+        counts = Counter(str(r["label"]) for r in splits["train"])
+        majority = counts.most_common(1)[0][0]
+        val = splits["validation"]
+        baseline["majority_accuracy"] = sum(str(r["label"]) == majority for r in val) / max(len(val), 1)
+    path.write_text(json.dumps(baseline, indent=2))
+    return baseline
+
+
+def save_model(
+    model: Any,
+    tokenizer: Any,
+    model_dir: Path,
+    config: Config,
+    base_model: str,
+    objective: str,
+    labels: list[str] | None,
+) -> None:
+    """Weights in safetensors (peft adapters and full models alike), the tokenizer, and autoglm.json."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(model_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(model_dir))
+    meta = {
+        "task": config.task,
+        "objective": objective,
+        "method": config.method.name,
+        "base_model": base_model,
+        "labels": labels,
+        "text_prefix": config.data.text_prefix,
+        "max_length": config.data.max_length,
+        "model": config.model.model_dump(mode="json"),
+        "versions": versions(),
+    }
+    (model_dir / AUTOGLM_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _without_length(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "length"}

@@ -1,0 +1,165 @@
+"""Tiny models and tokenizers built locally (no downloads), and paths to the real shared data and models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+SHARED_MODELS = SHARED / "models"
+
+SFT_PAIRS = [
+    ("what colour is the sky", "the sky is blue"),
+    ("what colour is grass", "grass is green"),
+    ("what do cats say", "cats say meow"),
+    ("what do dogs say", "dogs say woof"),
+    ("name a red fruit", "an apple is red"),
+    ("name a yellow fruit", "a banana is yellow"),
+]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% if m['role'] == 'assistant' %}</s>{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _word_tokenizer(corpus: list[str], specials: list[str], **special_map: str):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token=special_map["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=specials))
+    return tok, PreTrainedTokenizerFast
+
+
+def _corpus() -> list[str]:
+    from open_autoglm.data.synthetic import make_topic_rows
+
+    words = [r["text"] for r in make_topic_rows(400, seed=1)]
+    return (
+        words + [f"{p} {r}" for p, r in SFT_PAIRS] + ["### Instruction : Response", "<|user|> <|assistant|>"]
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT (hidden 32) with a word-level tokenizer, saved like a hub model."""
+    from tokenizers import processors
+    from transformers import BertConfig, BertForMaskedLM
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok, fast = _word_tokenizer(_corpus(), specials, unk_token="[UNK]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = fast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    tokenizer.save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
+    model = BertForMaskedLM(config)
+    _pretrain_briefly(model.bert, tokenizer)
+    model.save_pretrained(path)
+    return path
+
+
+def _pretrain_briefly(encoder, tokenizer) -> None:
+    """A few full fine-tuning steps on the topic data, so the tiny encoder's features mean something (as a
+    pretrained model's do) and parameter-efficient methods have something to adapt."""
+    import torch
+
+    from open_autoglm.data.synthetic import make_topic_rows
+
+    torch.manual_seed(0)
+    rows = make_topic_rows(256, seed=11)
+    labels = sorted({r["label"] for r in rows})
+    head = torch.nn.Linear(encoder.config.hidden_size, len(labels))
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=3e-3)
+    for start in range(0, len(rows) * 2, 16):
+        batch = [rows[i % len(rows)] for i in range(start, start + 16)]
+        enc = tokenizer([r["text"] for r in batch], padding=True, return_tensors="pt")
+        target = torch.tensor([labels.index(r["label"]) for r in batch])
+        loss = torch.nn.functional.cross_entropy(head(encoder(**enc).last_hidden_state[:, 0]), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def _tiny_decoder(path: Path, chat_template: str | None) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    specials = ["<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+    tok, fast = _word_tokenizer(_corpus(), specials, unk_token="<unk>")
+    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(path)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama (hidden 32) with a word-level tokenizer and no chat template."""
+    return _tiny_decoder(tmp_path_factory.mktemp("tiny-llama"), None)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny Llama whose tokenizer has a chat template."""
+    return _tiny_decoder(tmp_path_factory.mktemp("tiny-llama-chat"), CHAT_TEMPLATE)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def topic_file(tmp_path: Path) -> Path:
+    from open_autoglm.data.synthetic import make_topic_rows
+
+    return write_jsonl(tmp_path / "topics.jsonl", make_topic_rows(160, seed=3))
+
+
+@pytest.fixture
+def sft_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "sft.jsonl", [{"prompt": p, "response": r} for p, r in SFT_PAIRS * 8])
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    from open_autoglm.data.synthetic import make_topic_rows
+
+    lines = [r["text"] for r in make_topic_rows(200, seed=4)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
