@@ -39,7 +39,9 @@ class DataConfig(StrictModel):
     max_length: PositiveInt = Field(128, description="tokens per example (longer ones are truncated)")
     val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out for validation")
     test_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out for test")
-    max_rows: PositiveInt | None = Field(None, description="use only the first N rows of train (quick runs)")
+    max_rows: PositiveInt | None = Field(
+        None, description="use a seeded sample of N training rows (stratified for classification)"
+    )
     max_bad_ratio: float = Field(
         0.01, ge=0.0, le=1.0, description="stop when more rows than this are malformed"
     )

@@ -52,7 +52,7 @@ def load_splits(config: Config, out_dir: Path | None = None) -> LoadedData:
     train = given["train"]
     if data.max_rows is not None and len(train) > data.max_rows:
         loaded.truncated_by_max_rows = len(train) - data.max_rows
-        train = train[: data.max_rows]
+        train = _sample(train, data.max_rows, config.task == "classification", config.train.seed)
     ratios = {s: getattr(data, f"{'val' if s == 'validation' else s}_ratio") for s in ("validation", "test")}
     to_split = {s: r for s, r in ratios.items() if s not in given and r > 0}
     held_out = _split_off(train, to_split, config.task == "classification", config.train.seed)
@@ -66,6 +66,18 @@ def load_splits(config: Config, out_dir: Path | None = None) -> LoadedData:
     if out_dir is not None:
         write_splits(loaded, out_dir)
     return loaded
+
+
+def _sample(rows: list[dict], n: int, stratify: bool, seed: int) -> list[dict]:
+    """A seeded sample of n rows (stratified for classification): files are often sorted by label."""
+    from sklearn.model_selection import train_test_split
+
+    labels = [str(r["label"]) for r in rows] if stratify else None
+    try:
+        sample, _ = train_test_split(rows, train_size=n, random_state=seed, stratify=labels)
+    except ValueError:  # a class too small to stratify
+        sample, _ = train_test_split(rows, train_size=n, random_state=seed)
+    return list(sample)
 
 
 def _split_off(

@@ -1,0 +1,143 @@
+"""The command line: each verb's own --help, `python -m open_autoglm`, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from open_autoglm.cli import main
+
+
+def test_help_lists_the_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "quickstart" in out
+
+
+def test_verb_help_shows_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--set" in out and "--no-resume" in out
+    assert "--rows" not in out  # a quickstart option
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "open_autoglm", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "open-autoglm" in result.stdout
+
+
+def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("train:\n  epochs: 1\n  learning_rate: 0.1\n")
+    assert main(["train", "-c", str(config), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "train.learning_rate: unknown key" in err
+    assert str(config) in err
+
+
+def test_bad_set_value_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "train",
+                "-c",
+                str(_write_config(tmp_path, tmp_path / "none.jsonl")),
+                "--set",
+                "method.r=-3",
+                "-q",
+            ]
+        )
+        == 2
+    )
+    assert "method.r" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists(), "nothing may be written for a config that is refused"
+
+
+def test_missing_data_file_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.jsonl"
+    assert main(["train", "-c", str(_write_config(tmp_path, missing)), "-q"]) == 1
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_malformed_data_names_file_and_line(
+    tmp_path: Path, tiny_encoder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "broken.jsonl"
+    rows = [json.dumps({"text": f"row {i}", "label": "a" if i % 2 else "b"}) for i in range(20)]
+    rows[6] = '{"text": "unterminated'
+    rows[11] = json.dumps({"text": "no label here"})
+    data.write_text("\n".join(rows) + "\n")
+    code = main(["train", "-c", str(_write_config(tmp_path, data, tiny_encoder)), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{data}:7" in err and f"{data}:12" in err
+    assert "label" in err
+
+
+def test_quarantine_keeps_a_few_bad_rows_with_file_and_line(tmp_path: Path, tiny_encoder: Path) -> None:
+    from open_autoglm.data.synthetic import make_topic_rows
+
+    data = tmp_path / "mostly_good.jsonl"
+    lines = [json.dumps(r) for r in make_topic_rows(200, seed=2)]
+    lines[41] = "not json at all"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "-c",
+            str(_write_config(tmp_path, data, tiny_encoder)),
+            "--out",
+            str(out),
+            "-q",
+            "--set",
+            "train.max_steps=2",
+        ]
+    )
+    assert code == 0
+    quarantined = [json.loads(line) for line in (out / "data" / "quarantine.jsonl").read_text().splitlines()]
+    assert [(q["file"], q["line"]) for q in quarantined] == [(str(data), 42)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["rows_in"] == 200
+    assert sum(summary["data"]["rows_kept"].values()) + summary["data"]["quarantined"] == 200
+
+
+def _write_config(tmp_path: Path, data: Path, model: Path | None = None) -> Path:
+    config = {
+        "name": "cli",
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": str(model) if model else "minilm"},
+        "data": {
+            "train": str(data),
+            "max_length": 16,
+            "val_ratio": 0.2,
+            "test_ratio": 0.0,
+            "max_bad_ratio": 0.05,
+        },
+        "method": {"name": "lora"},
+        "train": {"epochs": 1, "batch_size": 8},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_quickstart_beats_the_untuned_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "quickstart"
+    assert main(["quickstart", "--out", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"]["test"]["accuracy"] >= summary["baseline"]["metrics"]["accuracy"] + 0.3
+    assert (out / "model" / "adapter_model.safetensors").exists()
+    assert (out / "config.yaml").exists() and (out / "trials" / "0" / "metrics.jsonl").exists()

@@ -1,0 +1,74 @@
+"""Real pretrained encoders on real data: LoRA must learn well beyond the majority class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA, SHARED_MODELS
+
+from open_autoglm.config import validate_config
+from open_autoglm.models import load_finetuned
+from open_autoglm.train.job import run_train
+
+pytestmark = pytest.mark.slow
+
+
+def test_minilm_lora_on_sst2(tmp_path: Path) -> None:
+    config = validate_config(
+        {
+            "name": "sst2",
+            "output_dir": str(tmp_path),
+            "model": {"name": "minilm"},
+            "data": {
+                "train": str(SHARED_DATA / "sst2" / "train.tsv"),
+                "columns": ["label", "text"],
+                "max_rows": 1000,
+                "max_length": 64,
+                "val_ratio": 0.1,
+                "test_ratio": 0.2,
+            },
+            "method": {"name": "lora", "r": 8},
+            "train": {"epochs": 2, "lr": 1e-3, "batch_size": 16},
+            "quiet": True,
+        }
+    )
+    summary = run_train(config)
+    test = summary["best"]["test"]
+    assert test["accuracy"] >= 0.75, test
+    # The untuned model (random head) is near chance; the held-out majority class is about 0.5.
+    assert summary["baseline"]["metrics"]["majority_accuracy"] < 0.6
+    model, tokenizer, meta = load_finetuned(tmp_path / "sst2" / "model")
+    assert meta["labels"] == ["0", "1"]
+    enc = tokenizer(
+        ["a gorgeous , witty , seductive movie .", "a dull , lifeless and boring mess ."],
+        return_tensors="pt",
+        padding=True,
+    )
+    assert model(**enc).logits.argmax(-1).tolist() == [1, 0]
+
+
+def test_chinese_e5_lora_on_chnsenticorp(tmp_path: Path) -> None:
+    config = validate_config(
+        {
+            "name": "chn",
+            "output_dir": str(tmp_path),
+            "model": {"name": str(SHARED_MODELS / "multilingual-e5-small-zhen")},
+            "data": {
+                "train": str(SHARED_DATA / "chnsenticorp_htl" / "ChnSentiCorp_htl_all.csv"),
+                "text_field": "review",
+                "text_prefix": "query: ",
+                "max_rows": 500,
+                "max_length": 64,
+                "val_ratio": 0.1,
+                "test_ratio": 0.3,
+            },
+            "method": {"name": "lora", "r": 8, "target_modules": ["query", "key", "value", "dense"]},
+            "train": {"epochs": 2, "lr": 1e-3, "batch_size": 16},
+            "quiet": True,
+        }
+    )
+    summary = run_train(config)
+    majority = summary["baseline"]["metrics"]["majority_accuracy"]
+    accuracy = summary["best"]["test"]["accuracy"]
+    assert accuracy >= max(0.69, majority) + 0.08, (accuracy, majority)
