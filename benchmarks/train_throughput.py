@@ -63,6 +63,7 @@ MAX_LENGTH = 128
 LORA_R, LORA_ALPHA, LORA_DROPOUT = 8, 16, 0.05
 ROUNDS = 2  # each arm runs ROUNDS times, alternating with the other
 ARMS = ("ours", "plain")
+BUSY_LOAD = 0.25  # other processes' average CPU use (cores) above which the table warns
 
 
 @dataclass
@@ -78,6 +79,7 @@ class RunResult:
     peak_rss_mb: float
     steps: int
     torch_threads: int
+    other_load: float
 
     @property
     def useful_tokens_per_s(self) -> float:
@@ -88,14 +90,34 @@ class RunResult:
         return 1.0 - self.useful_tokens / self.padded_tokens
 
 
+@dataclass
 class Meter:
     """What the measuring mixin records during one `train()` call."""
 
-    useful_tokens = 0
-    padded_tokens = 0
-    steps = 0
-    train_seconds = 0.0  # wall time of train(), less evaluation and checkpointing inside it
-    checkpoint_seconds = 0.0
+    useful_tokens: int = 0
+    padded_tokens: int = 0
+    steps: int = 0
+    train_seconds: float = 0.0  # wall time of train(), less evaluation and checkpointing inside it
+    checkpoint_seconds: float = 0.0
+    other_load: float = 0.0  # CPU cores other processes kept busy meanwhile (a busy machine skews timings)
+
+
+METER = Meter()  # one arm runs per process
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds all processes have spent so far (Linux /proc/stat; 0.0 elsewhere)."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return 0.0
+    jiffies = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+    idle = jiffies[3] + jiffies[4]  # idle + iowait
+    return (sum(jiffies[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is inside user
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measured(trainer_cls: type) -> type:
@@ -107,18 +129,20 @@ def measured(trainer_cls: type) -> type:
 
         def train(self, *args: Any, **kwargs: Any) -> Any:
             self._training, self._off_clock = True, 0.0
-            started = time.perf_counter()
+            busy, own, started = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
             try:
                 return super().train(*args, **kwargs)
             finally:
-                Meter.train_seconds = time.perf_counter() - started - self._off_clock
+                wall = time.perf_counter() - started
+                METER.train_seconds = wall - self._off_clock
+                METER.other_load = max(0.0, (busy_cpu_seconds() - busy) - (own_cpu_seconds() - own)) / wall
                 self._training = False
 
         def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
             mask = inputs["attention_mask"]  # (B, T): 1 for a real token, 0 for padding
-            Meter.useful_tokens += int(mask.sum())
-            Meter.padded_tokens += mask.numel()
-            Meter.steps += 1
+            METER.useful_tokens += int(mask.sum())
+            METER.padded_tokens += mask.numel()
+            METER.steps += 1
             return super().training_step(model, inputs, *args, **kwargs)
 
         def evaluate(self, *args: Any, **kwargs: Any) -> Any:
@@ -136,7 +160,7 @@ def measured(trainer_cls: type) -> type:
             finally:
                 elapsed = time.perf_counter() - started
                 self._off_clock += elapsed
-                Meter.checkpoint_seconds += elapsed
+                METER.checkpoint_seconds += elapsed
 
     return Measured
 
@@ -231,14 +255,15 @@ def run_arm(arm: str) -> RunResult:
         accuracy = (run_ours if arm == "ours" else run_plain)(Path(workdir))
     return RunResult(
         arm=arm,
-        useful_tokens=Meter.useful_tokens,
-        padded_tokens=Meter.padded_tokens,
-        train_seconds=Meter.train_seconds,
-        checkpoint_seconds=Meter.checkpoint_seconds,
+        useful_tokens=METER.useful_tokens,
+        padded_tokens=METER.padded_tokens,
+        train_seconds=METER.train_seconds,
+        checkpoint_seconds=METER.checkpoint_seconds,
         val_accuracy=accuracy,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
-        steps=Meter.steps,
+        steps=METER.steps,
         torch_threads=torch.get_num_threads(),
+        other_load=METER.other_load,
     )
 
 
@@ -268,6 +293,7 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
             "useful_tokens": mine[0].useful_tokens,
             "steps": mine[0].steps,
             "rounds_tokens_per_s": [round(r.useful_tokens_per_s, 1) for r in mine],
+            "other_load": round(max(r.other_load for r in mine), 2),
         }
     ours, plain = arms["ours"], arms["plain"]
     return {
@@ -288,7 +314,9 @@ def device_name() -> str:
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        ]
         model = names[0] if names else model
     return f"cpu: {model} ({os.cpu_count()} logical cores)"
 
@@ -302,6 +330,7 @@ def render(summary: dict[str, Any]) -> str:
         ("peak RSS (MB)", "peak_rss_mb", "{:,.0f}"),
         ("val accuracy", "val_accuracy", "{:.2%}"),
         ("tokens/s per round", "rounds_tokens_per_s", "{}"),
+        ("other load (cores)", "other_load", "{:.2f}"),
     ]
     lines = [f"{'':<20}{'ours':>18}{'plain':>18}"]
     for label, key, fmt in rows:
@@ -314,6 +343,11 @@ def render(summary: dict[str, Any]) -> str:
         f"({summary['rows']} rows x {summary['epochs']} epochs, {summary['device']}, "
         f"{summary['torch_threads']} torch threads)"
     )
+    if max(summary["ours"]["other_load"], summary["plain"]["other_load"]) > BUSY_LOAD:
+        lines.append(
+            "warning: other processes kept CPU cores busy during training; the timings are not reliable "
+            "(an oversubscribed OpenMP pool can run several times slower)"
+        )
     return "\n".join(lines)
 
 
@@ -329,7 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     for round_ in range(args.rounds):
         for arm in ARMS:
             runs.append(spawn(arm))
-            print(f"round {round_ + 1}/{args.rounds} {arm}: {runs[-1].useful_tokens_per_s:,.0f} tokens/s", flush=True)
+            print(
+                f"round {round_ + 1}/{args.rounds} {arm}: {runs[-1].useful_tokens_per_s:,.0f} tokens/s",
+                flush=True,
+            )
     summary = summarize(runs)
     print(render(summary))
     print(json.dumps(summary))
