@@ -163,8 +163,8 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
         logger.info("resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    # 6. Final evaluation on validation and test.
-    metrics = {"validation": evaluate(trainer, prepared.datasets["validation"])}
+    # 6. Final evaluation on validation (reusing the last periodic evaluation when it ran at the end) and test.
+    metrics = {"validation": _final_validation(trainer) or evaluate(trainer, prepared.datasets["validation"])}
     if "test" in prepared.datasets and len(prepared.datasets["test"]):
         metrics["test"] = evaluate(trainer, prepared.datasets["test"])
         append_metrics(
@@ -181,7 +181,6 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
             ],
         )
 
-    trainable, total = count_parameters(model)
     return FitResult(
         trainer=trainer,
         tokenizer=tokenizer,
@@ -267,13 +266,29 @@ def class_weights(config: Config, train_set: Any, labels: list[str] | None) -> t
 
 
 def evaluate(trainer: AutoglmTrainer, dataset: Any) -> dict[str, float]:
-    raw = trainer.evaluate(dataset, metric_key_prefix="eval")
+    """Metrics of the current model on `dataset` (names without the eval_ prefix)."""
+    return _clean_metrics(
+        trainer.evaluate(dataset, metric_key_prefix="eval"), trainer.args.prediction_loss_only
+    )
+
+
+def _clean_metrics(raw: dict[str, Any], language_model: bool) -> dict[str, float]:
+    """Trainer's eval_* numbers without the prefix and the timing fields; perplexity for language models."""
     metrics = {k[len("eval_") :]: float(v) for k, v in raw.items() if k.startswith("eval_")}
     for k in ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time"):
         metrics.pop(k, None)
-    if trainer.args.prediction_loss_only and "loss" in metrics:  # language modelling
+    if language_model and "loss" in metrics:
         metrics["perplexity"] = math.exp(metrics["loss"]) if metrics["loss"] < 50 else float("inf")
     return metrics
+
+
+def _final_validation(trainer: AutoglmTrainer) -> dict[str, float] | None:
+    """The validation metrics logged at the last step, if the periodic evaluation ran there."""
+    last = trainer.state.log_history[-2:] if trainer.state.log_history else []
+    for entry in reversed(last):
+        if "eval_loss" in entry and entry.get("step") == trainer.state.global_step:
+            return _clean_metrics(entry, trainer.args.prediction_loss_only)
+    return None
 
 
 def _baseline(
