@@ -71,32 +71,34 @@ def test_rows_whose_reply_is_truncated_away_are_counted(tmp_path: Path, tiny_dec
     assert sum(prepared.dropped.values()) == 1
 
 
-@pytest.mark.slow
-def test_stories260k_sft_on_alpaca_lowers_validation_loss(tmp_path: Path) -> None:
-    from conftest import SHARED_DATA, SHARED_MODELS
+def _train_stories260k(tmp_path: Path, task: str, data: Path, **data_options) -> dict:
+    """Full fine-tuning of the real tiny pretrained Llama in ../shared/models/stories260k."""
+    from conftest import SHARED_MODELS
 
     from open_autoglm.config import validate_config
     from open_autoglm.train.job import run_train
 
     config = validate_config(
         {
-            "name": "sft",
+            "name": task,
             "output_dir": str(tmp_path),
-            "task": "sft",
+            "task": task,
             "model": {"name": str(SHARED_MODELS / "stories260k")},
-            "data": {
-                "train": str(SHARED_DATA / "alpaca_en_demo" / "alpaca_en_demo.json"),
-                "max_rows": 300,
-                "max_length": 256,
-                "val_ratio": 0.15,
-                "test_ratio": 0.0,
-            },
+            "data": {"train": str(data), "val_ratio": 0.15, "test_ratio": 0.0, **data_options},
             "method": {"name": "full"},
             "train": {"epochs": 2, "lr": 3e-3, "batch_size": 8, "scheduler": "cosine"},
             "quiet": True,
         }
     )
-    summary = run_train(config)
+    return run_train(config)
+
+
+@pytest.mark.slow
+def test_stories260k_sft_on_alpaca_lowers_validation_loss(tmp_path: Path) -> None:
+    from conftest import SHARED_DATA
+
+    alpaca = SHARED_DATA / "alpaca_en_demo" / "alpaca_en_demo.json"
+    summary = _train_stories260k(tmp_path, "sft", alpaca, max_rows=300, max_length=256)
     before = summary["baseline"]["metrics"]["loss"]
     after = summary["best"]["validation"]["loss"]
     assert after < 0.85 * before, (before, after)
@@ -105,27 +107,9 @@ def test_stories260k_sft_on_alpaca_lowers_validation_loss(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_stories260k_continued_pretraining_on_c4_lowers_perplexity(tmp_path: Path) -> None:
-    from conftest import SHARED_DATA, SHARED_MODELS
+    from conftest import SHARED_DATA
 
-    from open_autoglm.config import validate_config
-    from open_autoglm.train.job import run_train
-
-    config = validate_config(
-        {
-            "name": "pt",
-            "output_dir": str(tmp_path),
-            "task": "pretrain",
-            "model": {"name": str(SHARED_MODELS / "stories260k")},
-            "data": {
-                "train": str(SHARED_DATA / "c4_demo" / "c4_demo.jsonl"),
-                "max_length": 128,
-                "val_ratio": 0.15,
-                "test_ratio": 0.0,
-            },
-            "method": {"name": "full"},
-            "train": {"epochs": 2, "lr": 3e-3, "batch_size": 8},
-            "quiet": True,
-        }
+    summary = _train_stories260k(
+        tmp_path, "pretrain", SHARED_DATA / "c4_demo" / "c4_demo.jsonl", max_length=128
     )
-    summary = run_train(config)
     assert summary["best"]["validation"]["perplexity"] < 0.8 * summary["baseline"]["metrics"]["perplexity"]
