@@ -49,6 +49,9 @@ def setup_logging(quiet: bool) -> None:
     import transformers
 
     transformers.logging.set_verbosity_warning()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print one line per trial ourselves
     datasets.disable_progress_bars()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -33,3 +33,52 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def print_trial(study: Any, number: int) -> None:
+    """One line per finished trial, coloured by how it ended."""
+    from open_autoglm.search.trial import describe_trial
+
+    trial = study.trials[number]
+    colour = {"COMPLETE": "green", "PRUNED": "yellow"}.get(trial.state.name, "red")
+    console.print(f"[{colour}]{describe_trial(trial)}[/]", highlight=False)
+
+
+def print_tune_summary(summary: dict[str, Any]) -> None:
+    metric = summary["metric"]
+    table = Table(title=f"tune · {summary['task']} · {summary['model']} · {metric}")
+    table.add_column("")
+    table.add_column("configuration")
+    table.add_column(f"{metric} (validation)", justify="right")
+    table.add_column(f"{metric} (test)", justify="right")
+    best, default = summary["best"], summary["default"]
+    untuned = summary["baseline"]["metrics"]
+    table.add_row("untuned", "", _fmt(untuned.get(metric)), "")
+    if default["trial"] is not None:
+        table.add_row(
+            "default config",
+            _config_text(default["config"]),
+            _fmt((default["validation"] or {}).get(metric)),
+            _fmt((default["metrics"] or {}).get(metric)),
+        )
+    table.add_row(
+        f"best (trial {best['trial']})",
+        _config_text(best["config"]),
+        _fmt((best["validation"] or {}).get(metric)),
+        _fmt((best["test"] or {}).get(metric)),
+    )
+    console.print(table)
+    trials, compute = summary["trials"], summary["compute"]
+    console.print(
+        f"{trials['finished']} trials: {trials['complete']} complete, {trials['pruned']} pruned, "
+        f"{trials['failed']} failed · {compute['epochs']} epochs of training in {compute['seconds']} s"
+    )
+
+
+def _config_text(overrides: dict[str, Any] | None) -> str:
+    return (
+        "\n".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (overrides or {}).items()
+        )
+        or "as written"
+    )

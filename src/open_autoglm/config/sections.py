@@ -153,9 +153,70 @@ class TrainConfig(StrictModel):
     _named_nodes = field_validator("optimizer", "scheduler", "loss", mode="before")(_named)
 
 
+ObjectiveName = Literal["quality", "latency", "memory", "params", "size"]
+PrunerName = Literal["none", "median", "asha", "hyperband", "curve"]
+
+
 class SearchConfig(StrictModel):
-    n_trials: PositiveInt = 20
-    workers: PositiveInt = 1
+    n_trials: PositiveInt = Field(20, description="finished trials to reach (complete, pruned or failed)")
+    workers: PositiveInt = Field(1, description="worker processes on this machine sharing the study")
     space: Literal["default"] | dict[str, Any] = Field(
-        "default", description="default, or key -> distribution"
+        "default", description="default (per task), or param -> distribution (see README)"
     )
+    sampler: Literal["auto", "tpe", "random", "gp", "cmaes", "nsga2"] = Field(
+        "auto", description="auto: TPE for one objective, NSGA-II for a Pareto front"
+    )
+    pruner: list[PrunerName] = Field(
+        ["asha", "curve"], description="a trial stops when any of these says so; [none] turns pruning off"
+    )
+    startup_trials: PositiveInt = Field(
+        4, description="trials finished before the sampler models and the pruners judge"
+    )
+    objectives: list[ObjectiveName] = Field(
+        ["quality"], description="quality (the task metric), latency, memory, params, size"
+    )
+    mode: Literal["weighted", "pareto"] = Field(
+        "weighted", description="several objectives: one weighted score, or a Pareto front"
+    )
+    weights: dict[ObjectiveName, float] | None = Field(
+        None, description="objective -> weight for the weighted score (default: quality only)"
+    )
+    preferences: dict[str, float] | None = Field(
+        None,
+        description='pairwise AHP judgements "a/b": how much more a matters than b (1-9); instead of weights',
+    )
+    seed_default: bool = Field(
+        True, description="run the config as written first (never pruned): the default to beat"
+    )
+    seeds: list[dict[str, Any]] = Field(
+        default_factory=list, description="known-good parameter sets to try first"
+    )
+    patience: PositiveInt | None = Field(
+        None, description="stop the study after this many finished trials without improvement"
+    )
+    terminator: bool = Field(False, description="stop when Optuna's terminator says improvement is unlikely")
+    timeout: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
+    storage: str | None = Field(
+        None, description="None: SQLite in the run folder; journal: a journal file there; or an RDB URL"
+    )
+    refit: bool = Field(False, description="retrain the best configuration on train+validation")
+    seed: int = Field(42, description="sampler seed")
+
+    _bare_lists = field_validator("pruner", "objectives", mode="before")(
+        lambda value: [value] if isinstance(value, str) else value
+    )
+
+    @model_validator(mode="after")
+    def _check_objectives(self) -> SearchConfig:
+        if "quality" not in self.objectives:
+            raise ValueError("search.objectives must include quality")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"search.objectives has a duplicate: {self.objectives}")
+        if self.weights is not None and self.preferences is not None:
+            raise ValueError("give search.weights or search.preferences, not both")
+        for name in self.weights or {}:
+            if name not in self.objectives:
+                raise ValueError(f"search.weights.{name}: not one of search.objectives {self.objectives}")
+        if "none" in self.pruner and len(self.pruner) > 1:
+            raise ValueError(f"search.pruner: none cannot be combined with others: {self.pruner}")
+        return self

@@ -115,3 +115,14 @@ def write_splits(loaded: LoadedData, out_dir: Path) -> None:
         for bad in loaded.quarantined:
             row = {"file": bad.source, "line": bad.line, "reason": bad.reason, "raw": bad.raw}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_written_splits(out_dir: Path) -> LoadedData:
+    """The splits `write_splits` left in a run folder (search workers read them instead of splitting again)."""
+    splits = {}
+    for split in SPLITS:
+        path = out_dir / f"{split}.jsonl"
+        if path.exists():
+            with open(path, encoding="utf-8") as handle:
+                splits[split] = [json.loads(line) for line in handle if line.strip()]
+    return LoadedData(splits=splits, rows_in=sum(len(rows) for rows in splits.values()))

@@ -106,23 +106,37 @@ _TEMPLATES = [
 ]
 
 
-def make_topic_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """n balanced rows {"text", "label"}; deterministic for a seed."""
+def make_topic_rows(
+    n: int, seed: int = 0, mixed: float = 0.0, label_noise: float = 0.0
+) -> list[dict[str, str]]:
+    """n balanced rows {"text", "label"}; deterministic for a seed.
+
+    `mixed`: the share of rows whose subject and place come from another topic, so that only the event tells
+    the topic (a distractor the model must learn to ignore). `label_noise`: the share of rows given a random
+    other label — the ceiling of accuracy. Both make the set hard enough for settings to matter.
+    """
     rng = random.Random(seed)
     labels = sorted(TOPICS)
     rows = []
     for i in range(n):
         label = labels[i % len(labels)]
         slots = {k: rng.choice(v) for k, v in TOPICS[label].items()}
+        if rng.random() < mixed:
+            other = TOPICS[rng.choice([t for t in labels if t != label])]
+            slots |= {"subject": rng.choice(other["subject"]), "place": rng.choice(other["place"])}
         text = rng.choice(_TEMPLATES).format(**slots)
+        if rng.random() < label_noise:
+            label = rng.choice([t for t in labels if t != label])
         rows.append({"text": text[0].upper() + text[1:] + ".", "label": label})
     rng.shuffle(rows)
     return rows
 
 
-def write_topic_dataset(path: Path, n: int = 800, seed: int = 0) -> Path:
+def write_topic_dataset(
+    path: Path, n: int = 800, seed: int = 0, mixed: float = 0.0, label_noise: float = 0.0
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        for row in make_topic_rows(n, seed):
+        for row in make_topic_rows(n, seed, mixed, label_noise):
             handle.write(json.dumps(row) + "\n")
     return path

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch import nn
 
 from open_autoglm.methods.base import MethodContext, MethodNotApplicable
+
+# peft 0.21 still calls transformers' deprecated `is_gradient_checkpointing`; nothing for our users to act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def peft_task_type(ctx: MethodContext) -> Any:

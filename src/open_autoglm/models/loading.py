@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +23,19 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 from open_autoglm.config.sections import ModelConfig
 
 AUTOGLM_META = "autoglm.json"  # written beside every saved model: task, labels, base model, method
+
+logger = logging.getLogger(__name__)
+
+
+class _NoLoadReport(logging.Filter):
+    """transformers prints a table of missing keys on every load; we expect them (new heads) and log one line,
+    which matters in a search that loads the model once per trial."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
+logging.getLogger("transformers.modeling_utils").addFilter(_NoLoadReport())
 
 
 def _minilm_path() -> str:
@@ -99,6 +113,10 @@ def load_model(
     if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = pad_token_id  # decoders classify on the last non-pad token
     new_modules = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
+    if new_modules:
+        logger.info("new (randomly initialised) modules that will train: %s", ", ".join(new_modules))
+    if info.get("unexpected_keys"):
+        logger.info("checkpoint weights the model does not use: %d", len(info["unexpected_keys"]))
     return model, tuple(new_modules)
 
 

@@ -21,11 +21,11 @@ _SCHEDULERS = {
 
 
 def build_training_args(
-    config: Config, placement: Placement, output_dir: Path, lm_task: bool
+    config: Config, placement: Placement, output_dir: Path, lm_task: bool, checkpoints: bool = True
 ) -> TrainingArguments:
     train = config.train
     eval_kwargs = _every("eval", train.eval_every)
-    save_kwargs = _every("save", train.save_every)
+    save_kwargs = _every("save", train.save_every) if checkpoints else {"save_strategy": "no"}
     scheduler = train.scheduler
     return TrainingArguments(
         output_dir=str(output_dir),

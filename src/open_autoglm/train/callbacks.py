@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 _TRAIN_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm"}
+_EVAL_SPLITS = {"eval": "validation", "test": "test", "baseline": "baseline"}  # metric key prefix -> split
 
 
 class MetricsFileCallback(TrainerCallback):
@@ -29,8 +30,9 @@ class MetricsFileCallback(TrainerCallback):
         for key, value in logs.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            if key.startswith("eval_"):
-                split, name = "validation", key[len("eval_") :]
+            prefix = key.split("_", 1)[0]
+            if prefix in _EVAL_SPLITS:
+                split, name = _EVAL_SPLITS[prefix], key[len(prefix) + 1 :]
             elif key in _TRAIN_KEYS:
                 split, name = "train", _TRAIN_KEYS[key]
             else:
@@ -46,7 +48,7 @@ class MetricsFileCallback(TrainerCallback):
                     "value": value,
                 }
             )
-            if self.language_model and split == "validation" and name == "loss":
+            if self.language_model and split != "train" and name == "loss":
                 rows.append({**rows[-1], "name": "perplexity", "value": _perplexity(value)})
         append_metrics(self.path, rows)
 

@@ -13,12 +13,13 @@ import math
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from open_autoglm.config import Config, dump_config
@@ -34,7 +35,7 @@ from open_autoglm.models import (
     resolve_model_path,
 )
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
-from open_autoglm.train.callbacks import MetricsFileCallback, ProgressBarCallback, append_metrics
+from open_autoglm.train.callbacks import MetricsFileCallback, ProgressBarCallback
 from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
@@ -85,8 +86,22 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     return summary
 
 
-def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
-    """Train one model in `trial_dir` (metrics.jsonl, checkpoint/); the data splits go to the run folder."""
+def fit(
+    config: Config,
+    trial_dir: Path,
+    resume: bool = True,
+    *,
+    loaded: LoadedData | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    checkpoints: bool = True,
+    baseline: bool = True,
+) -> FitResult:
+    """Train one model in `trial_dir` (metrics.jsonl, checkpoint/).
+
+    The data splits are read and written to the run folder unless `loaded` gives them (the search reads them
+    once for all trials). A search trial passes its pruning callback, no checkpoints (a re-queued trial starts
+    over) and no baseline evaluation (the untuned model is the same for every trial).
+    """
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = trial_dir / "checkpoint"
     checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
@@ -97,7 +112,8 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
 
     # 1. Data: read, split, write the splits and the quarantine into the run folder.
     task = TASKS.get(config.task)()
-    loaded = load_splits(config, config.run_dir / "data")
+    if loaded is None:
+        loaded = load_splits(config, config.run_dir / "data")
 
     # 2. Model, tokenizer and where they run.
     placement = choose_placement(config.model.device, config.model.precision)
@@ -131,7 +147,9 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
     )
 
     # 4. The trainer.
-    args = build_training_args(config, placement, checkpoint_dir, lm_task=objective != "seq_cls")
+    args = build_training_args(
+        config, placement, checkpoint_dir, lm_task=objective != "seq_cls", checkpoints=checkpoints
+    )
     weights = class_weights(config, prepared.datasets["train"], prepared.labels)
     trainer = AutoglmTrainer(
         model=model,
@@ -145,7 +163,8 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
             MetricsFileCallback(trial_dir / "metrics.jsonl", objective != "seq_cls"),
             CheckpointMarkerCallback(),
         ]
-        + method.callbacks(model),
+        + method.callbacks(model)
+        + list(callbacks),
         loss_name=config.train.loss.name if objective == "seq_cls" else "ce",
         focal_gamma=config.train.loss.focal_gamma,
         class_weights=weights,
@@ -158,7 +177,9 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
         trainer.add_callback(ProgressBarCallback())
 
     # 5. Baseline (the untuned model), then train — resuming from the last complete checkpoint.
-    baseline = _baseline(trainer, trial_dir, task.name, loaded.splits, checkpoint is not None)
+    untuned = (
+        _baseline(trainer, trial_dir, task.name, loaded.splits, checkpoint is not None) if baseline else {}
+    )
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -166,20 +187,7 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
     # 6. Final evaluation on validation (reusing the last periodic evaluation when it ran at the end) and test.
     metrics = {"validation": _final_validation(trainer) or evaluate(trainer, prepared.datasets["validation"])}
     if "test" in prepared.datasets and len(prepared.datasets["test"]):
-        metrics["test"] = evaluate(trainer, prepared.datasets["test"])
-        append_metrics(
-            trial_dir / "metrics.jsonl",
-            [
-                {
-                    "step": trainer.state.global_step,
-                    "epoch": trainer.state.epoch,
-                    "split": "test",
-                    "name": k,
-                    "value": v,
-                }
-                for k, v in metrics["test"].items()
-            ],
-        )
+        metrics["test"] = evaluate(trainer, prepared.datasets["test"], prefix="test")
 
     return FitResult(
         trainer=trainer,
@@ -191,7 +199,7 @@ def fit(config: Config, trial_dir: Path, resume: bool = True) -> FitResult:
         objective=objective,
         placement=placement,
         metrics=metrics,
-        baseline=baseline,
+        baseline=untuned,
         parameters=(trainable, total),
         resumed_from=checkpoint,
         train_seconds=float(result.metrics.get("train_runtime", 0.0)),
@@ -265,16 +273,20 @@ def class_weights(config: Config, train_set: Any, labels: list[str] | None) -> t
     return balanced_class_weights([counts.get(i, 0) for i in range(len(labels))])
 
 
-def evaluate(trainer: AutoglmTrainer, dataset: Any) -> dict[str, float]:
-    """Metrics of the current model on `dataset` (names without the eval_ prefix)."""
-    return _clean_metrics(
-        trainer.evaluate(dataset, metric_key_prefix="eval"), trainer.args.prediction_loss_only
-    )
+def evaluate(trainer: AutoglmTrainer, dataset: Any, prefix: str = "eval") -> dict[str, float]:
+    """Metrics of the current model on `dataset` (names without the prefix).
+
+    The prefix names the split in metrics.jsonl (eval: validation, test, baseline: the untuned model), and
+    only `eval` evaluations are reported to the search's pruners.
+    """
+    raw = trainer.evaluate(dataset, metric_key_prefix=prefix)
+    return _clean_metrics(raw, trainer.args.prediction_loss_only, prefix)
 
 
-def _clean_metrics(raw: dict[str, Any], language_model: bool) -> dict[str, float]:
-    """Trainer's eval_* numbers without the prefix and the timing fields; perplexity for language models."""
-    metrics = {k[len("eval_") :]: float(v) for k, v in raw.items() if k.startswith("eval_")}
+def _clean_metrics(raw: dict[str, Any], language_model: bool, prefix: str = "eval") -> dict[str, float]:
+    """Trainer's <prefix>_* numbers without the prefix and the timing fields; perplexity for language models."""
+    start = f"{prefix}_"
+    metrics = {k[len(start) :]: float(v) for k, v in raw.items() if k.startswith(start)}
     for k in ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time"):
         metrics.pop(k, None)
     if language_model and "loss" in metrics:
@@ -298,7 +310,7 @@ def _baseline(
     path = trial_dir / "baseline.json"
     if resuming and path.exists():
         return json.loads(path.read_text())
-    baseline = evaluate(trainer, trainer.eval_dataset)
+    baseline = evaluate(trainer, trainer.eval_dataset, prefix="baseline")
     if task == "classification":
         counts = Counter(str(r["label"]) for r in splits["train"])
         majority = counts.most_common(1)[0][0]

@@ -1,0 +1,46 @@
+"""`autoglm tune -c CFG [--n-trials N] [--workers W] [--storage URL] [--timeout S]`: search the method and its
+hyperparameters. Re-running the same command continues the study in the run folder."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from open_autoglm.cli.common import add_config_options, config_from_args, console
+
+
+def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
+    parser = verbs.add_parser(name, help="search the method and hyperparameters", description=__doc__)
+    add_config_options(parser)
+    parser.add_argument("--n-trials", type=int, help="finished trials to reach (search.n_trials)")
+    parser.add_argument("--workers", type=int, help="worker processes sharing the study (search.workers)")
+    parser.add_argument(
+        "--storage",
+        help="journal, or an RDB URL such as postgresql://... (default: SQLite in the run folder)",
+    )
+    parser.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    parser.add_argument("--fresh", action="store_true", help="delete the run folder's study and start over")
+
+
+def run(args: argparse.Namespace) -> int:
+    from open_autoglm.cli.show import print_trial, print_tune_summary
+    from open_autoglm.search.job import run_tune
+
+    for flag, key in (
+        ("n_trials", "n_trials"),
+        ("workers", "workers"),
+        ("storage", "storage"),
+        ("timeout", "timeout"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            args.overrides.append(f"search.{key}={value}")
+    config = config_from_args(args)
+    if args.fresh:
+        for stale in ("study.db", "study.journal", "trials", "model"):
+            path = config.run_dir / stale
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    summary = run_tune(config, on_trial=print_trial)
+    print_tune_summary(summary)
+    console.print(f"run folder: {config.run_dir}")
+    return 0

@@ -1,0 +1,1 @@
+"""Automatic search over fine-tuning methods and hyperparameters (`autoglm tune`)."""

@@ -1,0 +1,355 @@
+"""`autoglm tune`: search the method and its hyperparameters, top to bottom.
+
+prepare data → build and check the space → open (or resume) the study → seed it → run trials (W workers)
+→ pick the best → its model into model/ (refit on train+validation if asked) → summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from open_autoglm.config import Config, dump_config, load_config
+from open_autoglm.data.splits import LoadedData, load_splits, read_written_splits
+from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
+from open_autoglm.search.measure import latency_ms
+from open_autoglm.search.memory import plan_batch
+from open_autoglm.search.objectives import Direction, pareto_front, resolve_weights, study_directions
+from open_autoglm.search.pruners import build_pruner
+from open_autoglm.search.samplers import build_sampler
+from open_autoglm.search.space import SearchSpace, build_space
+from open_autoglm.search.storage import count_trials, open_storage, recover_interrupted, this_process_threads
+from open_autoglm.search.trial import SearchContext
+from open_autoglm.search.worker import split_threads, work
+from open_autoglm.train.job import fit, save_model
+from open_autoglm.train.tasks import TASKS
+from open_autoglm.versions import versions
+
+logger = logging.getLogger(__name__)
+
+
+def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | None = None) -> dict[str, Any]:
+    """Search as the config says (re-running continues the study); write everything to the run folder."""
+    started = time.perf_counter()
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, run_dir / "config.yaml")
+
+    # 1. Data, once for all trials; 2. the space, checked against the config before any trial runs.
+    loaded = load_splits(config, run_dir / "data")
+    space = build_space(config)
+
+    # 3. The study: created, or loaded and its interrupted trials queued again.
+    task = TASKS.get(config.task)()
+    study = _open_study(config, task.greater_is_better)
+    recovered = recover_interrupted(study)
+    if recovered:
+        logger.info("re-queued interrupted trials %s with their parameters", recovered)
+    if not study.get_trials(deepcopy=False):
+        _seed(study, space, config)
+    if _needs_references(config) and "references" not in study.user_attrs:
+        study.set_user_attr("references", measure_references(config, loaded))
+
+    # 4. Trials.
+    deadline = time.time() + config.search.timeout if config.search.timeout else None
+    if config.search.workers == 1:
+        work(
+            lambda: make_context(config, loaded, space, 0),
+            config.search.n_trials,
+            deadline,
+            *stop_rules(config),
+            run_dir / ".ask.lock",
+            on_trial,
+        )
+    else:
+        _run_worker_processes(config, deadline)
+
+    # 5. The best trial's model; 6. the summary.
+    study = _open_study(config, task.greater_is_better)
+    best, front = pick_best(study, config)
+    _install_best_model(run_dir, best)
+    refit = _refit(config, best, loaded) if config.search.refit else None
+    summary = build_tune_summary(
+        config, study, best, front, refit, time.perf_counter() - started, task.metric
+    )
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
+
+
+def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_index: int) -> SearchContext:
+    """A worker's view of the study: its own sampler (own seed) and pruners on the shared storage."""
+    task = TASKS.get(config.task)()
+    search = config.search
+    directions = study_directions(search.objectives, search.mode, _direction(task.greater_is_better))
+    storage = open_storage(search.storage, config.run_dir)
+    sampler = build_sampler(
+        search.sampler, len(directions), search.startup_trials, search.seed + worker_index, search.workers
+    )
+    pruner = None
+    if search.pruner != ["none"]:
+        pruner = build_pruner(search.pruner, task.metric, config.train.epochs, search.startup_trials)
+    single = search.objectives == ["quality"]
+    study = optuna.load_study(
+        study_name=config.name, storage=storage, sampler=sampler, pruner=pruner if single else None
+    )
+    prune_study = None
+    if pruner is not None:
+        prune_study = (
+            study
+            if single
+            else optuna.load_study(study_name=_twin_name(config), storage=storage, pruner=pruner)
+        )
+    return SearchContext(
+        config=config,
+        space=space,
+        loaded=loaded,
+        metric=task.metric,
+        greater_is_better=task.greater_is_better,
+        objectives=list(search.objectives),
+        mode=search.mode,
+        weights=resolve_weights(search),
+        references=study.user_attrs.get("references", {}),
+        study=study,
+        prune_study=prune_study,
+    )
+
+
+def context_for_worker(run_dir: Path, index: int) -> tuple[Config, Callable[[], SearchContext]]:
+    """A worker process rebuilds its context from the run folder the parent prepared."""
+    config = load_config(run_dir / "config.yaml")
+    loaded = read_written_splits(run_dir / "data")
+    return config, lambda: make_context(config, loaded, build_space(config), index)
+
+
+def stop_rules(config: Config) -> tuple[int | None, bool]:
+    return config.search.patience, config.search.terminator
+
+
+def pick_best(study: optuna.Study, config: Config) -> tuple[FrozenTrial, list[FrozenTrial]]:
+    """The best trial (for a Pareto front: the front's best quality) and the front (empty for one value)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        counts = count_trials(study)
+        raise RuntimeError(
+            f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); "
+            f"see {config.run_dir / 'trials'}/*/error.txt and the fail_reason of each trial"
+        )
+    if len(study.directions) == 1:
+        return study.best_trial, []
+    directions = [d.name.lower() for d in study.directions]
+    front = [complete[i] for i in pareto_front([list(t.values) for t in complete], directions)]
+    quality_index = config.search.objectives.index("quality")
+    sign = 1 if directions[quality_index] == "maximize" else -1
+    return max(front, key=lambda t: sign * t.values[quality_index]), front
+
+
+def measure_references(config: Config, loaded: LoadedData) -> dict[str, float]:
+    """Cost objectives of the untuned model with full fine-tuning, the yardstick of the weighted score."""
+    model_path = resolve_model_path(config.model.name)
+    objective = objective_for(config.task, model_path, config.model)
+    tokenizer = load_tokenizer(model_path, config.model)
+    task = TASKS.get(config.task)()
+    sample = loaded.splits["validation"][:32]
+    prepared = task.prepare({"train": sample, "validation": sample}, tokenizer, config, objective)
+    model, _ = load_model(model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id)
+    total = sum(p.numel() for p in model.parameters())
+    full = config.model_copy(update={"method": config.method.model_validate({"name": "full"})})
+    return {
+        "latency": latency_ms(model, prepared.datasets["validation"]["input_ids"], "cpu"),
+        "memory": plan_batch(full, model_path).estimated_bytes / 2**20,
+        "params": float(total),
+        "size": total * 4 / 2**20,
+    }
+
+
+def build_tune_summary(
+    config: Config,
+    study: optuna.Study,
+    best: FrozenTrial,
+    front: list[FrozenTrial],
+    refit: dict[str, Any] | None,
+    seconds: float,
+    metric: str,
+) -> dict[str, Any]:
+    """summary.json after a search, in the contract's shape."""
+    trials = study.get_trials(deepcopy=False)
+    default = next(
+        (t for t in trials if t.user_attrs.get("role") == "default" and t.state == TrialState.COMPLETE), None
+    )
+    return {
+        "task": config.task,
+        "metric": metric,
+        "greater_is_better": TASKS.get(config.task).greater_is_better,
+        "model": config.model.name,
+        "objectives": config.search.objectives,
+        "mode": config.search.mode,
+        "best": {
+            "trial": best.number,
+            "params": best.params,
+            "config": best.user_attrs.get("overrides", {}),
+            "metrics": _test_or_validation(best),
+            "validation": best.user_attrs.get("metrics", {}).get("validation"),
+            "test": best.user_attrs.get("metrics", {}).get("test"),
+            "objectives": best.user_attrs.get("objectives"),
+            "values": best.values,
+        },
+        "baseline": {"metrics": default.user_attrs.get("baseline", {}) if default else {}},
+        "default": {
+            "trial": default.number if default else None,
+            "config": default.user_attrs.get("overrides", {}) if default else None,
+            "metrics": _test_or_validation(default) if default else {},
+            "validation": default.user_attrs.get("metrics", {}).get("validation") if default else None,
+        },
+        "pareto": [{"trial": t.number, "values": t.values, "params": t.params} for t in front],
+        "refit": refit,
+        "trials": {k: v for k, v in count_trials(study).items() if k != "running"},
+        "pruned": {
+            t.number: t.user_attrs.get("prune_reason") for t in trials if t.state == TrialState.PRUNED
+        },
+        "failed": {
+            t.number: t.user_attrs.get("fail_reason", "failed") for t in trials if t.state == TrialState.FAIL
+        },
+        "compute": {
+            "train_steps": sum(t.user_attrs.get("train_steps", 0) for t in trials),
+            "train_examples": sum(t.user_attrs.get("train_examples", 0) for t in trials),
+            "epochs": round(sum(t.user_attrs.get("epochs_trained", 0) for t in trials), 2),
+            "seconds": round(seconds, 2),
+        },
+        "versions": versions(),
+    }
+
+
+def _open_study(config: Config, greater_is_better: bool) -> optuna.Study:
+    """Create the study (and the twin that pruning needs for several objectives) or load them."""
+    search = config.search
+    directions = study_directions(
+        search.objectives, search.mode, "maximize" if greater_is_better else "minimize"
+    )
+    storage = open_storage(search.storage, config.run_dir)
+    study = optuna.create_study(
+        study_name=config.name, storage=storage, directions=directions, load_if_exists=True
+    )
+    stored = study.user_attrs.get("objectives")
+    if stored is not None and stored != search.objectives:
+        raise ValueError(
+            f"the study in {config.run_dir} optimises {stored}, the config asks for {search.objectives}; "
+            "use another name or --out, or delete the run folder"
+        )
+    study.set_user_attr("objectives", list(search.objectives))
+    if search.objectives != ["quality"]:
+        optuna.create_study(
+            study_name=_twin_name(config),
+            storage=storage,
+            direction="maximize" if greater_is_better else "minimize",
+            load_if_exists=True,
+        )
+    return study
+
+
+def _direction(greater_is_better: bool) -> Direction:
+    return "maximize" if greater_is_better else "minimize"
+
+
+def _twin_name(config: Config) -> str:
+    return f"{config.name}:primary"
+
+
+def _seed(study: optuna.Study, space: SearchSpace, config: Config) -> None:
+    """The config as written first (the default to beat, never pruned), then the known-good seeds."""
+    if config.search.seed_default:
+        params = space.params_of(config) or {}
+        study.enqueue_trial(params, user_attrs={"role": "default", "never_prune": True})
+    for seed in space.seeds:
+        study.enqueue_trial(dict(seed), user_attrs={"role": "seed"}, skip_if_exists=True)
+
+
+def _needs_references(config: Config) -> bool:
+    return config.search.objectives != ["quality"] and config.search.mode == "weighted"
+
+
+def _run_worker_processes(config: Config, deadline: float | None) -> None:
+    """W worker processes, threads split between them, one GPU each when there are GPUs."""
+    workers = config.search.workers
+    threads = split_threads(workers, this_process_threads())
+    gpus = torch.cuda.device_count()
+    processes = []
+    for index in range(workers):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        command = [
+            sys.executable,
+            "-m",
+            "open_autoglm.search.worker",
+            str(config.run_dir),
+            "--index",
+            str(index),
+        ]
+        if deadline is not None:
+            command += ["--deadline", str(deadline)]
+        log = open(config.run_dir / f"worker-{index}.log", "ab")  # noqa: SIM115 — closed after the wait
+        processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    failed = []
+    for index, (process, log) in enumerate(processes):
+        if process.wait() != 0:
+            failed.append(index)
+        log.close()
+    if failed:
+        raise RuntimeError(f"search workers {failed} exited with an error; see {config.run_dir}/worker-*.log")
+
+
+def _install_best_model(run_dir: Path, best: FrozenTrial) -> None:
+    """Copy the best trial's model to model/ and drop the other trials' saved models."""
+    source = run_dir / "trials" / str(best.number) / "model"
+    if not source.exists():
+        raise RuntimeError(f"the best trial's model is missing: {source}")
+    target = run_dir / "model"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    for other in (run_dir / "trials").glob("*/model"):
+        if other != source:
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, Any]:
+    """Retrain the best configuration on train+validation, evaluate on test, and make it the model."""
+    from open_autoglm.search.space import apply_overrides
+
+    best_config = apply_overrides(config, best.user_attrs.get("overrides", {}), source="refit")
+    merged = LoadedData(
+        splits={
+            "train": loaded.splits["train"] + loaded.splits["validation"],
+            "validation": loaded.splits["validation"],  # trained on: its score here is not a fair estimate
+            **({"test": loaded.splits["test"]} if "test" in loaded.splits else {}),
+        }
+    )
+    result = fit(
+        best_config, config.run_dir / "refit", resume=False, loaded=merged, checkpoints=False, baseline=False
+    )
+    save_model(
+        result.trainer.model,
+        result.tokenizer,
+        config.run_dir / "model",
+        best_config,
+        result.model_path,
+        result.objective,
+        result.prepared.labels,
+    )
+    return {"metrics": result.metrics.get("test", {}), "train_rows": len(merged.splits["train"])}
+
+
+def _test_or_validation(trial: FrozenTrial) -> dict[str, float]:
+    metrics = trial.user_attrs.get("metrics", {})
+    return metrics.get("test") or metrics.get("validation") or {}

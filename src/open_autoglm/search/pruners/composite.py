@@ -1,0 +1,59 @@
+"""Several pruners as one, each decision with its reason.
+
+A trial reports its primary validation metric at `step = round(epoch * STEPS_PER_EPOCH)`, so steps mean the
+same amount of training for every trial whatever its batch size. The trial stops as soon as any pruner says so,
+and the one that did says why (Optuna's pruners answer only yes or no, so their reasons are composed here from
+the values they judged on).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+STEPS_PER_EPOCH = 100  # a report step is a hundredth of an epoch
+
+
+class CompositePruner(BasePruner):
+    """Prunes when any member does; `last_reason` says which member and why."""
+
+    def __init__(self, members: list[tuple[str, BasePruner]], metric: str) -> None:
+        self.members = members
+        self.metric = metric
+        self.last_reason: str | None = None
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        self.last_reason = None
+        if trial.user_attrs.get("never_prune") or trial.last_step is None:
+            return False
+        for name, pruner in self.members:
+            if not pruner.prune(study, trial):
+                continue
+            explain = getattr(pruner, "last_reason", None)
+            self.last_reason = explain or _compare_with_others(name, self.metric, study, trial)
+            return True
+        return False
+
+
+def _compare_with_others(name: str, metric: str, study: optuna.Study, trial: FrozenTrial) -> str:
+    """A reason for a built-in pruner: the trial's value beside the others' at the same step."""
+    step = trial.last_step
+    assert step is not None
+    value = trial.intermediate_values[step]
+    others = [
+        t.intermediate_values[step]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if step in t.intermediate_values
+    ]
+    where = f"at epoch {step / STEPS_PER_EPOCH:g}"
+    if not others:
+        return f"{name}: {metric} {value:.4g} {where}"
+    best = max(others) if study.direction == StudyDirection.MAXIMIZE else min(others)
+    return (
+        f"{name}: {metric} {value:.4g} {where}; other trials there: best {best:.4g}, "
+        f"median {statistics.median(others):.4g} (n={len(others)})"
+    )

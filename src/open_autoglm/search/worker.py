@@ -1,0 +1,123 @@
+"""A search worker: ask, run, tell — until the study has its trials, stops improving, or runs out of time.
+
+`tune --workers W` starts W of these as processes (`python -m open_autoglm.search.worker RUN_DIR ...`), each
+with its share of the CPU threads (and its own GPU on a GPU machine); they share the study through its storage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from filelock import FileLock
+from optuna.trial import TrialState
+
+from open_autoglm.search.storage import count_trials
+
+logger = logging.getLogger(__name__)
+
+
+def work(
+    context_factory: Callable[[], object],
+    n_trials: int,
+    deadline: float | None,
+    patience: int | None,
+    terminator: bool,
+    lock_path: Path,
+    on_trial: Callable[[optuna.Study, int], None] | None = None,
+) -> None:
+    """Run trials until `should_stop`; the check and the ask are one step under a file lock, so W local
+    workers never start more than the asked number of trials between them."""
+    from open_autoglm.search.trial import SearchContext, run_trial
+
+    ctx = context_factory()
+    assert isinstance(ctx, SearchContext)
+    lock = FileLock(str(lock_path))
+    while True:
+        with lock:
+            reason = should_stop(ctx.study, n_trials, deadline, patience, terminator)
+            if reason:
+                logger.info("worker stops: %s", reason)
+                return
+            trial = ctx.study.ask()
+        run_trial(ctx, trial)
+        if on_trial is not None:
+            on_trial(ctx.study, trial.number)
+
+
+def should_stop(
+    study: optuna.Study, n_trials: int, deadline: float | None, patience: int | None, terminator: bool
+) -> str | None:
+    """Why no new trial should start, or None."""
+    counts = count_trials(study)
+    if counts["finished"] + counts["running"] >= n_trials:
+        return f"{counts['finished']} trials finished, {counts['running']} running, {n_trials} asked"
+    if deadline is not None and time.time() >= deadline:
+        return "timeout reached"
+    if patience is not None and (since := trials_since_best(study)) is not None and since >= patience:
+        return f"no improvement in the last {since} finished trials (patience {patience})"
+    if terminator and len(study.directions) == 1 and counts["complete"] >= 5:
+        from optuna.terminator import Terminator
+
+        if Terminator().should_terminate(study):
+            return "Optuna's terminator: further improvement is unlikely"
+    return None
+
+
+def trials_since_best(study: optuna.Study) -> int | None:
+    """Finished trials after the best one (single value), or None before any trial completed."""
+    if len(study.directions) != 1:
+        return None
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = study.best_trial.number
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(t.number > best for t in study.get_trials(deepcopy=False, states=finished))
+
+
+def split_threads(workers: int, cores: int) -> int:
+    """Threads per worker so that W workers use the cores without oversubscribing them."""
+    return max(1, cores // workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of a worker process started by `tune --workers W`."""
+    parser = argparse.ArgumentParser(prog="open_autoglm.search.worker")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--deadline", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    from open_autoglm.search.job import context_for_worker, stop_rules
+
+    config, build = context_for_worker(args.run_dir, args.index)
+    logging.basicConfig(level=logging.INFO, format=f"[worker {args.index}] %(message)s")
+    from open_autoglm.search.trial import describe_trial
+
+    def log_trial(study: optuna.Study, number: int) -> None:
+        logger.info(describe_trial(study.trials[number]))
+
+    work(
+        build,
+        config.search.n_trials,
+        args.deadline,
+        *stop_rules(config),
+        args.run_dir / ".ask.lock",
+        log_trial,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
