@@ -317,10 +317,17 @@ def _install_best_model(run_dir: Path, best: FrozenTrial) -> None:
         raise RuntimeError(f"the best trial's model is missing: {source}")
     target = run_dir / "model"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
+    shutil.copytree(source, target, copy_function=_link_or_copy)  # hard links: no second copy on disk
     for other in (run_dir / "trials").glob("*/model"):
         if other != source:
             shutil.rmtree(other, ignore_errors=True)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, Any]:

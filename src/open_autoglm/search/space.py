@@ -138,18 +138,27 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
 
 
 def check_space(space: SearchSpace, config: Config) -> None:
-    """Apply each parameter's extreme values (under a condition that activates it) to the config, up front."""
+    """Apply each parameter's extreme values to the config up front, under a condition that activates it —
+    and, for a method's own key, under every method it may meet (`method.r` beside `full` needs an `if`)."""
+    methods = next((p for p in space.params if p.key == "method.name"), None)
     for param in space.params:
         activation = {space_param_key(space, n): values[0] for n, values in param.condition.items()}
-        for value in _extremes(param.distribution):
-            try:
-                apply_overrides(
-                    config, activation | {param.key: value}, source=f"{space.source}.{param.name}"
-                )
-            except ConfigError as err:
-                raise ConfigError(
-                    f"{space.source}.{param.name} = {value!r} makes an invalid config:\n{err}"
-                ) from None
+        contexts = [activation]
+        if param.key.startswith("method.") and methods is not None and methods.name not in param.condition:
+            assert isinstance(methods.distribution, CategoricalDistribution)
+            contexts = [activation | {"method.name": m} for m in methods.distribution.choices]
+        for context in contexts:
+            for value in _extremes(param.distribution):
+                try:
+                    apply_overrides(
+                        config, context | {param.key: value}, source=f"{space.source}.{param.name}"
+                    )
+                except ConfigError as err:
+                    when = f" when {context}" if context else ""
+                    raise ConfigError(
+                        f"{space.source}.{param.name} = {value!r} makes an invalid config{when}"
+                        f" (an `if:` can limit it):\n{err}"
+                    ) from None
     for i, seed in enumerate(space.seeds):
         unknown = set(seed) - {p.name for p in space.params}
         if unknown:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,6 @@ from optuna.trial import FrozenTrial, TrialState
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 90
 MAX_RETRIES = 2
-
-# Heartbeats and the retry callback have been "experimental" since Optuna 2.8; the warning says nothing new.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def open_storage(storage: str | None, run_dir: Path) -> BaseStorage:

@@ -28,10 +28,13 @@ class CompositePruner(BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         self.last_reason = None
-        if trial.user_attrs.get("never_prune") or trial.last_step is None:
+        if trial.last_step is None:
             return False
+        never = bool(trial.user_attrs.get("never_prune"))
         for name, pruner in self.members:
-            if not pruner.prune(study, trial):
+            # Every member sees every report, even of a trial that may not be cut: successive halving
+            # records its rungs while it judges, and the default trial's values belong in them.
+            if not pruner.prune(study, trial) or never:
                 continue
             explain = getattr(pruner, "last_reason", None)
             self.last_reason = explain or _compare_with_others(name, self.metric, study, trial)
