@@ -86,4 +86,6 @@ def test_metrics_file_follows_the_contract(tmp_path: Path, tiny_encoder: Path, t
     validation_steps = sorted(
         {r["step"] for r in rows if r["split"] == "validation" and r["name"] == "accuracy"}
     )
-    assert validation_steps[:3] == [0, 10, 20]  # the untuned baseline at step 0, then every 10 steps
+    assert validation_steps[:3] == [10, 20, 30]  # every 10 steps
+    baseline = [r for r in rows if r["split"] == "baseline" and r["name"] == "accuracy"]
+    assert [r["step"] for r in baseline] == [0]  # the untuned model, before any step, as its own split

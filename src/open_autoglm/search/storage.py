@@ -64,18 +64,18 @@ def worker_alive(worker: str) -> bool | None:
 def recover_interrupted(study: optuna.Study) -> list[int]:
     """Fail the running trials of dead workers on this host and queue each again with the same parameters."""
     recovered = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in study.get_trials(deepcopy=True, states=(TrialState.RUNNING,)):  # snapshots
         worker = trial.user_attrs.get("worker")
         if worker is None or worker_alive(worker) is not False:
             continue
-        try:
+        try:  # the reason first: a finished trial takes no more attributes
+            study._storage.set_trial_user_attr(
+                trial._trial_id, "fail_reason", f"interrupted: worker {worker} died"
+            )
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process got there first
-        requeue(study, trial)
-        study._storage.set_trial_user_attr(
-            trial._trial_id, "fail_reason", f"interrupted: worker {worker} died"
-        )
+        requeue(study, trial)  # from the snapshot taken before the reason was set
         recovered.append(trial.number)
     return recovered
 

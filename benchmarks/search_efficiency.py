@@ -1,0 +1,332 @@
+"""Search efficiency: how much training each search strategy pays to find a good configuration.
+
+Training every configuration anew for 30+ repetitions of 4 strategies is far too slow on a CPU, so this does
+what HPO research does (LCBench, YAHPO Gym): record once, replay many times.
+
+1. `record`: `autoglm tune` itself, with random sampling and no pruning, trains RECORD_TRIALS configurations
+   drawn from the default classification space (plus the space's seeds) with minilm on a fixed SST-2 slice
+   (TRAIN_ROWS stratified rows of train.tsv; the first VAL_ROWS rows of dev.tsv for validation), EPOCHS epochs
+   each, validation accuracy after every epoch. The curves go to `data/sst2_minilm_curves.json` (our own
+   measurement, committed with this script).
+2. `replay` (the default): each strategy runs an Optuna study over the same default space. A sampled
+   configuration is "trained" by reading the curve of the nearest recorded configuration (same method; distance
+   over the other parameters, log-scaled where the space is log-scaled) epoch by epoch, reporting each value to
+   the strategy's pruner and paying one epoch per value read. Strategies, over SEEDS seeds each:
+   - random: random search, no pruning;
+   - tpe: Optuna's TPE with its defaults, no pruning (what `Trainer.hyperparameter_search` runs by default);
+   - tpe_hyperband: TPE + Optuna's Hyperband;
+   - ours: our default — TPE (multivariate, grouped) + ASHA + our learning-curve predictor, seeded with the
+     default space's known-good configurations, built by the same `build_sampler`/`build_pruner` as `tune`;
+   - ours_unseeded: the same without the seeds, so the seeds' share of the gain is visible.
+   Figures per strategy: the median epochs read until a completed trial reaches 99% of the best final accuracy
+   in the table (a seed that never does counts as the budget, so medians are conservative), and the median best
+   accuracy after BUDGET epochs; then the ratios of ours to each baseline.
+3. `live`: one real `autoglm tune` with our default on the same slice for LIVE_EPOCHS epochs of budget, next to
+   the replay of ours at that budget, to show the replay matches reality.
+
+Run: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/search_efficiency.py [record|replay|live]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from open_autoglm.config import validate_config
+from open_autoglm.search.pruners import STEPS_PER_EPOCH, build_pruner
+from open_autoglm.search.samplers import build_sampler
+from open_autoglm.search.space import SearchSpace, load_default_space
+
+HERE = Path(__file__).resolve().parent
+DATA_DIR = HERE.parent.parent / "shared" / "data" / "sst2"
+TABLE = HERE / "data" / "sst2_minilm_curves.json"
+TRAIN_ROWS, VAL_ROWS, EPOCHS, MAX_LENGTH = 500, 400, 4, 64
+RECORD_TRIALS = 40
+SEEDS = 30
+BUDGET = 60  # epochs of training a strategy may read
+TARGET_SHARE = 0.99
+LIVE_EPOCHS = 40
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def base_config(workdir: Path, name: str, search: dict[str, Any]) -> Any:
+    return validate_config(
+        {
+            "name": name,
+            "output_dir": str(workdir),
+            "task": "classification",
+            "model": {"name": "minilm"},
+            "data": {
+                "train": str(DATA_DIR / "train.tsv"),
+                "validation": str(first_rows(DATA_DIR / "dev.tsv", VAL_ROWS, workdir)),
+                "columns": ["label", "text"],
+                "max_rows": TRAIN_ROWS,
+                "max_length": MAX_LENGTH,
+                "test_ratio": 0.0,
+            },
+            "method": {"name": "lora", "r": 8},
+            "train": {"epochs": EPOCHS, "lr": 1e-3, "batch_size": 16},
+            "search": search,
+            "quiet": True,
+        },
+        source="benchmark",
+    )
+
+
+def first_rows(path: Path, rows: int, workdir: Path) -> Path:
+    subset = workdir / f"{path.stem}.first{rows}{path.suffix}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(path, encoding="utf-8") as handle:
+        subset.write_text("".join(islice(handle, rows)), encoding="utf-8")
+    return subset
+
+
+# 1. Record ---------------------------------------------------------------------------------------------------
+
+
+def record(workdir: Path, workers: int) -> None:
+    from open_autoglm.search.job import run_tune
+
+    search = {
+        "n_trials": RECORD_TRIALS,
+        "workers": workers,
+        "sampler": "random",
+        "pruner": "none",
+        "seed_default": False,
+        "seed": 0,
+    }
+    config = base_config(workdir, "record", search)
+    started = time.time()
+    run_tune(config)
+    study = optuna.load_study(study_name="record", storage=f"sqlite:///{config.run_dir / 'study.db'}")
+    rows = []
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        metrics = config.run_dir / "trials" / str(trial.number) / "metrics.jsonl"
+        curve = [
+            r["value"]
+            for r in map(json.loads, metrics.open())
+            if r["split"] == "validation" and r["name"] == "accuracy"
+        ]
+        if len(curve) != EPOCHS:
+            continue
+        seconds = trial.user_attrs.get("train_seconds", 0.0)
+        rows.append({"params": trial.params, "curve": [round(v, 5) for v in curve], "seconds": seconds})
+    TABLE.parent.mkdir(exist_ok=True)
+    meta = {
+        "what": "validation accuracy per epoch, minilm on SST-2, configurations from the default space",
+        "train_rows": TRAIN_ROWS,
+        "val_rows": VAL_ROWS,
+        "epochs": EPOCHS,
+        "max_length": MAX_LENGTH,
+        "made_by": "benchmarks/search_efficiency.py record",
+        "wall_seconds": round(time.time() - started),
+    }
+    TABLE.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n", encoding="utf-8")
+    print(f"recorded {len(rows)} curves in {meta['wall_seconds']} s → {TABLE}")
+
+
+# 2. Replay ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    rows: list[dict[str, Any]]
+    space: SearchSpace
+
+    @property
+    def best(self) -> float:
+        return max(r["curve"][-1] for r in self.rows)
+
+    def nearest(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The recorded configuration closest to `params` (the same method first)."""
+        same = [
+            r for r in self.rows if r["params"].get("method.name") == params.get("method.name")
+        ] or self.rows
+        return min(same, key=lambda r: self._distance(r["params"], params))
+
+    def _distance(self, a: dict[str, Any], b: dict[str, Any]) -> float:
+        total = 0.0
+        for param in self.space.params:
+            if param.name not in a or param.name not in b:
+                total += 0.0 if (param.name in a) == (param.name in b) else 1.0
+                continue
+            dist = param.distribution
+            if isinstance(dist, CategoricalDistribution):
+                total += 0.0 if a[param.name] == b[param.name] else 1.0
+            else:
+                assert isinstance(dist, (FloatDistribution, IntDistribution))
+                scale = math.log if dist.log else float
+                span = (scale(dist.high) - scale(dist.low)) or 1.0
+                total += abs(scale(a[param.name]) - scale(b[param.name])) / span
+        return total
+
+
+def load_table() -> Table:
+    raw = json.loads(TABLE.read_text(encoding="utf-8"))
+    return Table(raw["rows"], load_default_space("classification"))
+
+
+def strategy_study(name: str, seed: int, space: SearchSpace) -> optuna.Study:
+    if name == "random":
+        return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    if name == "tpe":
+        return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    if name == "tpe_hyperband":
+        pruner = optuna.pruners.HyperbandPruner(
+            min_resource=STEPS_PER_EPOCH, max_resource=EPOCHS * STEPS_PER_EPOCH, reduction_factor=3
+        )
+        return optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner
+        )
+    # ours: exactly what `tune` builds from the default search config
+    search = validate_config({}, "benchmark").search
+    sampler = build_sampler(search.sampler, 1, search.startup_trials, seed, 1)
+    pruner = build_pruner(search.pruner, "accuracy", EPOCHS, search.startup_trials)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    if name == "ours":
+        for params in space.seeds:
+            study.enqueue_trial(dict(params))
+    return study
+
+
+def replay(table: Table, name: str, seed: int, budget: int) -> tuple[int | None, float]:
+    """(epochs read when 99% of the table's best was first reached or None, best final accuracy at budget)."""
+    study = strategy_study(name, seed, table.space)
+    target = TARGET_SHARE * table.best
+    spent, best, reached = 0, 0.0, None
+    while spent < budget:
+        trial = study.ask()
+        row = table.nearest(table.space.sample(trial))
+        pruned = False
+        for epoch, value in enumerate(row["curve"], start=1):
+            if spent >= budget:
+                break
+            spent += 1
+            trial.report(value, epoch * STEPS_PER_EPOCH)
+            if epoch < len(row["curve"]) and trial.should_prune():
+                pruned = True
+                break
+        finished = not pruned and epoch == len(row["curve"]) and spent <= budget
+        if finished:
+            study.tell(trial, row["curve"][-1])
+            best = max(best, row["curve"][-1])
+            if reached is None and row["curve"][-1] >= target:
+                reached = spent
+        else:
+            study.tell(trial, state=TrialState.PRUNED)
+    return reached, best
+
+
+STRATEGIES = ("random", "tpe", "tpe_hyperband", "ours", "ours_unseeded")
+
+
+def run_replay(seeds: int, budget: int) -> dict[str, Any]:
+    table = load_table()
+    figures: dict[str, Any] = {}
+    for name in STRATEGIES:
+        results = [replay(table, name, seed, budget) for seed in range(seeds)]
+        to_target = [r if r is not None else budget for r, _ in results]
+        figures[name] = {
+            "median_epochs_to_target": statistics.median(to_target),
+            "reached_target": sum(r is not None for r, _ in results),
+            "median_best_at_budget": round(statistics.median(b for _, b in results), 4),
+        }
+    ours = figures["ours"]["median_epochs_to_target"]
+    return {
+        "benchmark": "search_efficiency",
+        "table": {
+            "configurations": len(table.rows),
+            "best": table.best,
+            "target": round(TARGET_SHARE * table.best, 4),
+        },
+        "seeds": seeds,
+        "budget_epochs": budget,
+        "strategies": figures,
+        "ratio_ours_to_random": round(ours / figures["random"]["median_epochs_to_target"], 3),
+        "ratio_ours_to_tpe": round(ours / figures["tpe"]["median_epochs_to_target"], 3),
+        "ratio_ours_to_tpe_hyperband": round(ours / figures["tpe_hyperband"]["median_epochs_to_target"], 3),
+        "targets": {"ours_to_random_at_most": 1 / 3, "ours_to_tpe_at_most": 2 / 3},
+    }
+
+
+# 3. Live -----------------------------------------------------------------------------------------------------
+
+
+def run_live(workdir: Path, epochs_budget: int) -> dict[str, Any]:
+    """A real search with our default until it has trained `epochs_budget` epochs, beside the replay."""
+    from open_autoglm.search.job import run_tune
+
+    config = base_config(workdir, "live", {"n_trials": 200, "seed_default": False, "seed": 0})
+    spent = {"epochs": 0.0}
+
+    def stop_at_budget(study: optuna.Study, number: int) -> None:
+        spent["epochs"] = sum(t.user_attrs.get("epochs_trained", 0) for t in study.trials)
+        if spent["epochs"] >= epochs_budget:
+            study.set_user_attr("stop", True)
+
+    import open_autoglm.search.worker as worker
+
+    original = worker.should_stop
+
+    def should_stop(study: optuna.Study, *args: Any) -> str | None:
+        return "budget" if study.user_attrs.get("stop") else original(study, *args)
+
+    worker.should_stop = should_stop  # the benchmark's budget, in epochs, on top of tune's own rules
+    summary = run_tune(config, on_trial=stop_at_budget)
+    live_best = summary["best"]["validation"]["accuracy"]
+    table = load_table()
+    replayed = [replay(table, "ours", seed, int(spent["epochs"]))[1] for seed in range(SEEDS)]
+    return {
+        "live_epochs": spent["epochs"],
+        "live_best_accuracy": round(live_best, 4),
+        "live_trials": summary["trials"],
+        "replay_best_accuracy_median": round(statistics.median(replayed), 4),
+        "replay_best_accuracy_range": [round(min(replayed), 4), round(max(replayed), 4)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", nargs="?", default="replay", choices=["record", "replay", "live"])
+    parser.add_argument("--workdir", type=Path, default=None, help="where record/live put their run folders")
+    parser.add_argument("--workers", type=int, default=2, help="record: worker processes")
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--budget", type=int, default=BUDGET)
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-bench-"))
+    if args.mode == "record":
+        record(workdir, args.workers)
+        return 0
+    if args.mode == "live":
+        print(json.dumps(run_live(workdir, LIVE_EPOCHS)))
+        return 0
+    result = run_replay(args.seeds, args.budget)
+    for name, fig in result["strategies"].items():
+        print(
+            f"{name:>14}: epochs to {TARGET_SHARE:.0%} of best {fig['median_epochs_to_target']:>6} "
+            f"(reached in {fig['reached_target']}/{args.seeds}), best at {args.budget} epochs "
+            f"{fig['median_best_at_budget']:.4f}",
+            file=sys.stderr,
+        )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
