@@ -180,3 +180,35 @@ def test_weighted_score_matches_the_weights(tmp_path: Path, tiny_encoder: Path, 
         expected = 0.8 * measured["quality"] - 0.2 * measured["params"] / references["params"]
         assert trial.value == pytest.approx(expected)
         assert trial.value == pytest.approx(weighted_score(measured, weights, references, "maximize"))
+
+
+def test_batch_is_shrunk_to_fit_memory_keeping_the_effective_batch(
+    tmp_path: Path, tiny_encoder: Path, topic_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from open_autoglm.search import memory
+
+    space = {"train.lr": [5e-3]}
+    config = tune_config(tmp_path, tiny_encoder, topic_file, space=space, n_trials=1, pruner="none")
+    small = config.model_copy(update={"train": config.train.model_copy(update={"batch_size": 4})})
+    budget = memory.plan_batch(small, str(tiny_encoder)).estimated_bytes + 1  # batch 4 fits, 8 does not
+    monkeypatch.setattr(memory, "available_bytes", lambda device, safety=0.9: budget)
+    summary = run_tune(config)
+    trial = load_study(config.run_dir).trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["batch_plan"] == {"batch_size": 4, "grad_accum": 4}
+    train_rows = sum(1 for _ in (config.run_dir / "data" / "train.jsonl").open())
+    assert summary["compute"]["train_steps"] == 2 * -(-train_rows // 16)  # same optimizer steps as batch 16
+    assert summary["compute"]["train_examples"] == summary["compute"]["train_steps"] * 16
+
+
+def test_refit_on_train_and_validation(tmp_path: Path, tiny_encoder: Path, topic_file: Path) -> None:
+    config = tune_config(tmp_path, tiny_encoder, topic_file, n_trials=2, refit=True, pruner="none")
+    summary = run_tune(config)
+    rows = {
+        s: sum(1 for _ in (config.run_dir / "data" / f"{s}.jsonl").open()) for s in ("train", "validation")
+    }
+    assert summary["refit"]["train_rows"] == rows["train"] + rows["validation"]
+    assert "accuracy" in summary["refit"]["metrics"]  # on test, which the refit never saw
+    assert (config.run_dir / "refit" / "metrics.jsonl").exists()
+    _, _, meta = load_finetuned(config.run_dir / "model")
+    assert meta["labels"]
