@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 
-from open_autoglm.config import ConfigError, validate_config
+from open_autoglm.config import ConfigError, load_config, validate_config
 from open_autoglm.search.space import apply_overrides, build_space, parse_space
 from open_autoglm.train.tasks import TASKS
 
@@ -113,3 +115,13 @@ def test_space_is_checked_against_the_config_before_any_trial() -> None:
     method_key = _config(search={"space": {"method.name": ["lora", "full"], "method.r": [4, 8]}})
     with pytest.raises(ConfigError, match=r"method.r = 4 makes an invalid config"):
         build_space(method_key)  # r without `if`: invalid for full, which the check finds up front
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_search_space_builds(path: Path) -> None:
+    config = load_config(path)
+    space = build_space(config)
+    assert any(p.key == "train.lr" for p in space.params)

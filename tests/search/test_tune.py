@@ -212,3 +212,27 @@ def test_refit_on_train_and_validation(tmp_path: Path, tiny_encoder: Path, topic
     assert (config.run_dir / "refit" / "metrics.jsonl").exists()
     _, _, meta = load_finetuned(config.run_dir / "model")
     assert meta["labels"]
+
+
+def test_sft_search_minimises_perplexity_and_reports_it(
+    tmp_path: Path, tiny_decoder: Path, sft_file: Path
+) -> None:
+    config = validate_config(
+        {
+            "name": "study",
+            "output_dir": str(tmp_path),
+            "task": "sft",
+            "model": {"name": str(tiny_decoder)},
+            "data": {"train": str(sft_file), "max_length": 32, "val_ratio": 0.2, "test_ratio": 0.0},
+            "train": {"epochs": 2, "lr": 1e-3, "batch_size": 8},
+            "search": {"n_trials": 3, "space": {"train.lr": [1e-4, 1e-3, 1e-2]}, "pruner": "median"},
+            "quiet": True,
+        },
+        "test",
+    )
+    summary = run_tune(config)
+    study = load_study(config.run_dir)
+    assert summary["metric"] == "perplexity" and study.direction.name == "MINIMIZE"
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(sorted(t.intermediate_values) == [100, 200] for t in complete)  # reported every epoch
+    assert summary["best"]["trial"] == min(complete, key=lambda t: t.value).number

@@ -198,10 +198,13 @@ def pareto_front(points: list[list[float]], directions: list[str]) -> list[int]:
 
 
 def study_directions(objectives: Sequence[str], mode: str, quality_direction: Direction) -> list[Direction]:
-    """Directions for optuna.create_study: the weighted score is maximised; a Pareto study has one per objective."""
+    """Directions for optuna.create_study: quality alone goes its own way (a loss is minimised), the weighted
+    score is maximised, and a Pareto study has one per objective."""
     unknown = [name for name in objectives if name not in OBJECTIVES]
     if unknown:
         raise ValueError(f"unknown objectives {unknown}; known: {list(OBJECTIVES)}")
+    if list(objectives) == ["quality"]:
+        return [quality_direction]
     if mode == "weighted":
         return ["maximize"]
     if mode != "pareto":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -74,13 +75,23 @@ class ReportingCallback(TrainerCallback):
         self.examples = state.global_step * args.train_batch_size * args.gradient_accumulation_steps
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # type: ignore[no-untyped-def]
-        value = (metrics or {}).get(f"eval_{self.metric}")  # validation only: test_ and baseline_ are not
+        value = _validation_value(metrics or {}, self.metric)  # validation only: test_ and baseline_ are not
         if value is None or self.trial is None or self.training_done or not state.epoch:
             return
         self.last_step = round((state.epoch or 0) * STEPS_PER_EPOCH)
         self.trial.report(float(value), self.last_step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(self.pruner.last_reason if self.pruner else "pruned")
+
+
+def _validation_value(metrics: dict[str, float], metric: str) -> float | None:
+    if f"eval_{metric}" in metrics:
+        return metrics[f"eval_{metric}"]
+    if (
+        metric == "perplexity" and "eval_loss" in metrics
+    ):  # the Trainer reports the loss; we report perplexity
+        return math.exp(min(metrics["eval_loss"], 50.0))
+    return None
 
 
 def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
