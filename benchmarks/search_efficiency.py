@@ -58,7 +58,7 @@ RECORD_TRIALS = 40
 SEEDS = 30
 BUDGET = 60  # epochs of training a strategy may read
 TARGET_SHARE = 0.99
-LIVE_EPOCHS = 40
+LIVE_EPOCHS = 24
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -112,10 +112,15 @@ def record(workdir: Path, workers: int) -> None:
     config = base_config(workdir, "record", search)
     started = time.time()
     run_tune(config)
-    study = optuna.load_study(study_name="record", storage=f"sqlite:///{config.run_dir / 'study.db'}")
+    export_table(config.run_dir, round(time.time() - started), TABLE)
+
+
+def export_table(run_dir: Path, wall_seconds: int, path: Path) -> None:
+    """The recorded study's complete curves as the replay table."""
+    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
     rows = []
     for trial in study.get_trials(states=(TrialState.COMPLETE,)):
-        metrics = config.run_dir / "trials" / str(trial.number) / "metrics.jsonl"
+        metrics = run_dir / "trials" / str(trial.number) / "metrics.jsonl"
         curve = [
             r["value"]
             for r in map(json.loads, metrics.open())
@@ -125,7 +130,7 @@ def record(workdir: Path, workers: int) -> None:
             continue
         seconds = trial.user_attrs.get("train_seconds", 0.0)
         rows.append({"params": trial.params, "curve": [round(v, 5) for v in curve], "seconds": seconds})
-    TABLE.parent.mkdir(exist_ok=True)
+    path.parent.mkdir(exist_ok=True)
     meta = {
         "what": "validation accuracy per epoch, minilm on SST-2, configurations from the default space",
         "train_rows": TRAIN_ROWS,
@@ -133,10 +138,10 @@ def record(workdir: Path, workers: int) -> None:
         "epochs": EPOCHS,
         "max_length": MAX_LENGTH,
         "made_by": "benchmarks/search_efficiency.py record",
-        "wall_seconds": round(time.time() - started),
+        "wall_seconds": wall_seconds,
     }
-    TABLE.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n", encoding="utf-8")
-    print(f"recorded {len(rows)} curves in {meta['wall_seconds']} s → {TABLE}")
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n", encoding="utf-8")
+    print(f"recorded {len(rows)} curves → {path}")
 
 
 # 2. Replay ---------------------------------------------------------------------------------------------------
@@ -175,16 +180,19 @@ class Table:
         return total
 
 
-def load_table() -> Table:
-    raw = json.loads(TABLE.read_text(encoding="utf-8"))
+def load_table(path: Path = TABLE) -> Table:
+    raw = json.loads(path.read_text(encoding="utf-8"))
     return Table(raw["rows"], load_default_space("classification"))
 
 
 def strategy_study(name: str, seed: int, space: SearchSpace) -> optuna.Study:
+    no_pruning = optuna.pruners.NopPruner()  # create_study's default would be the median pruner
     if name == "random":
-        return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+        return optuna.create_study(direction="maximize", sampler=sampler, pruner=no_pruning)
     if name == "tpe":
-        return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        return optuna.create_study(direction="maximize", sampler=sampler, pruner=no_pruning)
     if name == "tpe_hyperband":
         pruner = optuna.pruners.HyperbandPruner(
             min_resource=STEPS_PER_EPOCH, max_resource=EPOCHS * STEPS_PER_EPOCH, reduction_factor=3
@@ -234,8 +242,8 @@ def replay(table: Table, name: str, seed: int, budget: int) -> tuple[int | None,
 STRATEGIES = ("random", "tpe", "tpe_hyperband", "ours", "ours_unseeded")
 
 
-def run_replay(seeds: int, budget: int) -> dict[str, Any]:
-    table = load_table()
+def run_replay(seeds: int, budget: int, path: Path = TABLE) -> dict[str, Any]:
+    table = load_table(path)
     figures: dict[str, Any] = {}
     for name in STRATEGIES:
         results = [replay(table, name, seed, budget) for seed in range(seeds)]
@@ -308,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="record: worker processes")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--budget", type=int, default=BUDGET)
+    parser.add_argument("--table", type=Path, default=TABLE, help="replay: the recorded curves")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-bench-"))
     if args.mode == "record":
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "live":
         print(json.dumps(run_live(workdir, LIVE_EPOCHS)))
         return 0
-    result = run_replay(args.seeds, args.budget)
+    result = run_replay(args.seeds, args.budget, args.table)
     for name, fig in result["strategies"].items():
         print(
             f"{name:>14}: epochs to {TARGET_SHARE:.0%} of best {fig['median_epochs_to_target']:>6} "

@@ -67,3 +67,20 @@ def test_first_member_to_say_prune_gives_the_reason() -> None:
     study, pruner = study_with(["asha", "curve"])
     run_curve(study, [0.30, 0.32, 0.33])
     assert pruner.last_reason is not None and pruner.last_reason.startswith("asha: accuracy 0.3 at epoch 1")
+
+
+def test_rank_pruners_skip_an_epoch_that_does_not_rank_trials() -> None:
+    """Every model sits at the majority class after epoch 1 (0.52), then some take off: epoch 1 says nothing,
+    so ASHA must not cut a trial there; epoch 2 ranks them, so it may cut there."""
+    pruner = build_pruner(["asha"], "accuracy", epochs=3, startup_trials=2)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for curve in (
+        [0.52, 0.80, 0.86],
+        [0.52, 0.53, 0.53],
+        [0.52, 0.78, 0.85],
+        [0.52, 0.52, 0.54],
+        [0.52, 0.81, 0.88],
+    ):
+        run_curve(study, curve, never_prune=True)
+    assert run_curve(study, [0.52, 0.50, 0.51]) == (2, True)  # not cut at epoch 1, cut at epoch 2
+    assert pruner.last_reason.startswith("asha: accuracy 0.5 at epoch 2")

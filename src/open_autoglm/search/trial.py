@@ -80,7 +80,7 @@ class ReportingCallback(TrainerCallback):
             return
         self.last_step = round((state.epoch or 0) * STEPS_PER_EPOCH)
         self.trial.report(float(value), self.last_step)
-        if self.trial.should_prune():
+        if state.global_step < state.max_steps and self.trial.should_prune():  # never cut a finished trial
             raise optuna.TrialPruned(self.pruner.last_reason if self.pruner else "pruned")
 
 

@@ -22,7 +22,7 @@ def build_pruner(names: Sequence[str], metric: str, epochs: float, startup_trial
         if name == "median":
             members.append((name, MedianPruner(n_startup_trials=startup_trials, n_min_trials=2)))
         elif name == "asha":
-            members.append((name, SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)))
+            members.append((name, SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=2)))
         elif name == "hyperband":
             members.append(
                 (

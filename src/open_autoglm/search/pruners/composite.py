@@ -14,12 +14,25 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import spearmanr
 
 STEPS_PER_EPOCH = 100  # a report step is a hundredth of an epoch
 
 
+RANK_GATED = {"median", "asha", "hyperband"}  # members that judge a trial by its rank among others at a step
+MIN_RANK_CORRELATION = 0.5
+MIN_FINISHED_FOR_GATE = 3
+
+
 class CompositePruner(BasePruner):
-    """Prunes when any member does; `last_reason` says which member and why."""
+    """Prunes when any member does; `last_reason` says which member and why.
+
+    Rank-based members (median, ASHA, Hyperband) judge only at steps that are informative: where the finished
+    trials' values already rank them as their final values do (Spearman >= MIN_RANK_CORRELATION over at least
+    MIN_FINISHED_FOR_GATE trials). When every model still sits at the majority class after its first epoch,
+    as small classification sets often do, that epoch's ranking is noise, and cutting there stops the slow
+    starters that end best. The learning-curve predictor needs no gate: its own uncertainty plays that part.
+    """
 
     def __init__(self, members: list[tuple[str, BasePruner]], metric: str) -> None:
         self.members = members
@@ -36,10 +49,27 @@ class CompositePruner(BasePruner):
             # records its rungs while it judges, and the default trial's values belong in them.
             if not pruner.prune(study, trial) or never:
                 continue
+            if name in RANK_GATED and not informative_step(study, trial.last_step):
+                continue
             explain = getattr(pruner, "last_reason", None)
             self.last_reason = explain or _compare_with_others(name, self.metric, study, trial)
             return True
         return False
+
+
+def informative_step(study: optuna.Study, step: int) -> bool:
+    """Do the finished trials' values at `step` rank them as their final values do?"""
+    pairs = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if step in t.intermediate_values and t.intermediate_values:
+            pairs.append((t.intermediate_values[step], t.intermediate_values[max(t.intermediate_values)]))
+    if len(pairs) < MIN_FINISHED_FOR_GATE:
+        return False
+    at_step, final = zip(*pairs, strict=True)
+    if len(set(at_step)) == 1 or len(set(final)) == 1:
+        return False  # all tied: no ranking at all
+    correlation = spearmanr(at_step, final).statistic
+    return bool(correlation >= MIN_RANK_CORRELATION)
 
 
 def _compare_with_others(name: str, metric: str, study: optuna.Study, trial: FrozenTrial) -> str:
