@@ -156,12 +156,16 @@ class Table:
     def best(self) -> float:
         return max(r["curve"][-1] for r in self.rows)
 
-    def nearest(self, params: dict[str, Any]) -> dict[str, Any]:
-        """The recorded configuration closest to `params` (the same method first)."""
-        same = [
-            r for r in self.rows if r["params"].get("method.name") == params.get("method.name")
-        ] or self.rows
-        return min(same, key=lambda r: self._distance(r["params"], params))
+    def nearest(self, params: dict[str, Any], visited: set[int]) -> int:
+        """The unvisited recorded configuration closest to `params` (the same method first).
+
+        Unvisited: a real search never trains one configuration twice; a proposal near one it has trained is a
+        different configuration, which the table stands for by the nearest one not yet read.
+        """
+        fresh = [i for i in range(len(self.rows)) if i not in visited] or list(range(len(self.rows)))
+        method = params.get("method.name")
+        same = [i for i in fresh if self.rows[i]["params"].get("method.name") == method] or fresh
+        return min(same, key=lambda i: self._distance(self.rows[i]["params"], params))
 
     def _distance(self, a: dict[str, Any], b: dict[str, Any]) -> float:
         total = 0.0
@@ -216,9 +220,12 @@ def replay(table: Table, name: str, seed: int, budget: int) -> tuple[int | None,
     study = strategy_study(name, seed, table.space)
     target = TARGET_SHARE * table.best
     spent, best, reached = 0, 0.0, None
+    visited: set[int] = set()
     while spent < budget:
         trial = study.ask()
-        row = table.nearest(table.space.sample(trial))
+        index = table.nearest(table.space.sample(trial), visited)
+        visited.add(index)
+        row = table.rows[index]
         pruned = False
         for epoch, value in enumerate(row["curve"], start=1):
             if spent >= budget:

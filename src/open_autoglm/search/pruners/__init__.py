@@ -31,5 +31,5 @@ def build_pruner(names: Sequence[str], metric: str, epochs: float, startup_trial
                 )
             )
         elif name == "curve":
-            members.append((name, LearningCurvePruner(min_finished=2)))
+            members.append((name, LearningCurvePruner(min_finished=3)))
     return CompositePruner(members, metric)

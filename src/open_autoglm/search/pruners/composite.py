@@ -21,7 +21,7 @@ STEPS_PER_EPOCH = 100  # a report step is a hundredth of an epoch
 
 RANK_GATED = {"median", "asha", "hyperband"}  # members that judge a trial by its rank among others at a step
 MIN_RANK_CORRELATION = 0.5
-MIN_FINISHED_FOR_GATE = 3
+MIN_FINISHED_FOR_GATE = 5
 
 
 class CompositePruner(BasePruner):
