@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-fast lint bench
+.PHONY: install demo test test-fast lint bench bench-search
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -31,3 +31,6 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/train_throughput.py
+
+bench-search: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/search_efficiency.py replay
