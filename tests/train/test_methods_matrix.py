@@ -11,7 +11,7 @@ import torch
 from open_autoglm.config import validate_config
 from open_autoglm.methods import METHODS
 from open_autoglm.models import load_finetuned
-from open_autoglm.train.job import fit, save_model
+from open_autoglm.train.job import fit, save_fitted
 
 # Learning rates that move a tiny random model in a few dozen steps.
 LR = {"full": 3e-3, "freeze": 3e-3, "prefix": 3e-2, "prompt": 3e-2, "ptuning": 3e-2, "ia3": 3e-2}
@@ -74,15 +74,7 @@ def test_method_trains_and_reloads(
     assert result.metrics["validation"]["loss"] < result.baseline["loss"]
 
     model_dir = config.run_dir / "model"
-    save_model(
-        result.trainer.model,
-        result.tokenizer,
-        model_dir,
-        config,
-        result.model_path,
-        result.objective,
-        result.prepared.labels,
-    )
+    save_fitted(result, model_dir, config)
     assert list(model_dir.glob("*.safetensors")), "weights must be saved as safetensors"
     reloaded, _, meta = load_finetuned(model_dir)
     assert meta["method"] == method

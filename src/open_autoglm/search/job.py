@@ -33,7 +33,7 @@ from open_autoglm.search.space import SearchSpace, build_space
 from open_autoglm.search.storage import count_trials, open_storage, recover_interrupted, this_process_threads
 from open_autoglm.search.trial import SearchContext
 from open_autoglm.search.worker import split_threads, work
-from open_autoglm.train.job import fit, save_model
+from open_autoglm.train.job import fit, save_fitted
 from open_autoglm.train.tasks import TASKS
 from open_autoglm.versions import versions
 
@@ -345,15 +345,7 @@ def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, A
     result = fit(
         best_config, config.run_dir / "refit", resume=False, loaded=merged, checkpoints=False, baseline=False
     )
-    save_model(
-        result.trainer.model,
-        result.tokenizer,
-        config.run_dir / "model",
-        best_config,
-        result.model_path,
-        result.objective,
-        result.prepared.labels,
-    )
+    save_fitted(result, config.run_dir / "model", best_config)
     return {"metrics": result.metrics.get("test", {}), "train_rows": len(merged.splits["train"])}
 
 

@@ -31,7 +31,7 @@ from open_autoglm.search.objectives import Direction, pareto_front, weighted_sco
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
 from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import HEARTBEAT_SECONDS, worker_id
-from open_autoglm.train.job import FitResult, fit, save_model
+from open_autoglm.train.job import FitResult, fit, save_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
         values = _values(ctx, measured)
         _record_result(trial, fit_result, measured, reporter)
         if _is_best_so_far(ctx, values):
-            _save_trial_model(fit_result, config, trial_dir / "model")
+            save_fitted(fit_result, trial_dir / "model", config)
         state = _tell(ctx, trial, twin, TrialState.COMPLETE, values, measured["quality"])
     except optuna.TrialPruned as pruned:
         reason = str(pruned) or "pruned"
@@ -232,18 +232,6 @@ def _is_best_so_far(ctx: SearchContext, values: list[float]) -> bool:
     directions = [d.name.lower() for d in ctx.study.directions]
     points = [list(t.values) for t in done] + [values]
     return len(points) - 1 in pareto_front(points, directions)
-
-
-def _save_trial_model(result: FitResult, config: Config, model_dir: Path) -> None:
-    save_model(
-        result.trainer.model,
-        result.tokenizer,
-        model_dir,
-        config,
-        result.model_path,
-        result.objective,
-        result.prepared.labels,
-    )
 
 
 def _record_result(

@@ -72,15 +72,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     fit_result = fit(config, run_dir / "trials" / "0", resume=resume)
-    save_model(
-        fit_result.trainer.model,
-        fit_result.tokenizer,
-        run_dir / "model",
-        config,
-        fit_result.model_path,
-        fit_result.objective,
-        fit_result.prepared.labels,
-    )
+    save_fitted(fit_result, run_dir / "model", config)
     summary = build_summary(config, fit_result, time.perf_counter() - started)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return summary
@@ -318,6 +310,19 @@ def _baseline(
         baseline["majority_accuracy"] = sum(str(r["label"]) == majority for r in val) / max(len(val), 1)
     path.write_text(json.dumps(baseline, indent=2))
     return baseline
+
+
+def save_fitted(result: FitResult, model_dir: Path, config: Config) -> None:
+    """Save what `fit` trained (see `save_model`)."""
+    save_model(
+        result.trainer.model,
+        result.tokenizer,
+        model_dir,
+        config,
+        result.model_path,
+        result.objective,
+        result.prepared.labels,
+    )
 
 
 def save_model(
