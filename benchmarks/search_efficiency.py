@@ -52,8 +52,8 @@ from open_autoglm.search.space import SearchSpace, load_default_space
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent.parent / "shared" / "data" / "sst2"
-TABLE = HERE / "data" / "sst2_minilm_curves.json"
-TRAIN_ROWS, VAL_ROWS, EPOCHS, MAX_LENGTH = 500, 400, 4, 64
+TABLE = HERE / "data" / "sst2_minilm_curves_v2.json"
+TRAIN_ROWS, VAL_ROWS, EPOCHS, MAX_LENGTH = 1000, 872, 3, 64
 RECORD_TRIALS = 40
 SEEDS = 30
 BUDGET = 60  # epochs of training a strategy may read
@@ -151,6 +151,7 @@ def export_table(run_dir: Path, wall_seconds: int, path: Path) -> None:
 class Table:
     rows: list[dict[str, Any]]
     space: SearchSpace
+    epochs: int
 
     @property
     def best(self) -> float:
@@ -191,29 +192,38 @@ class Table:
 
 def load_table(path: Path = TABLE) -> Table:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return Table(raw["rows"], load_default_space("classification"))
+    return Table(raw["rows"], load_default_space("classification"), raw["meta"]["epochs"])
 
 
-def strategy_study(name: str, seed: int, space: SearchSpace) -> optuna.Study:
+def strategy_study(name: str, seed: int, space: SearchSpace, epochs: int) -> optuna.Study:
     no_pruning = optuna.pruners.NopPruner()  # create_study's default would be the median pruner
     if name == "random":
         sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
-        return optuna.create_study(direction="maximize", sampler=sampler, pruner=no_pruning)
+        return optuna.create_study(
+            study_name=f"{name}-{seed}", direction="maximize", sampler=sampler, pruner=no_pruning
+        )
     if name == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
-        return optuna.create_study(direction="maximize", sampler=sampler, pruner=no_pruning)
+        return optuna.create_study(
+            study_name=f"{name}-{seed}", direction="maximize", sampler=sampler, pruner=no_pruning
+        )
     if name == "tpe_hyperband":
         pruner = optuna.pruners.HyperbandPruner(
-            min_resource=STEPS_PER_EPOCH, max_resource=EPOCHS * STEPS_PER_EPOCH, reduction_factor=3
+            min_resource=STEPS_PER_EPOCH, max_resource=epochs * STEPS_PER_EPOCH, reduction_factor=3
         )
-        return optuna.create_study(
-            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner
+        return optuna.create_study(  # a fixed name: Hyperband draws brackets from a hash of it
+            study_name=f"{name}-{seed}",
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=pruner,
         )
     # ours: exactly what `tune` builds from the default search config
     search = validate_config({}, "benchmark").search
     sampler = build_sampler(search.sampler, 1, search.startup_trials, seed, 1)
-    pruner = build_pruner(search.pruner, "accuracy", EPOCHS, search.startup_trials)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    pruner = build_pruner(search.pruner, "accuracy", epochs, search.startup_trials)
+    study = optuna.create_study(
+        study_name=f"{name}-{seed}", direction="maximize", sampler=sampler, pruner=pruner
+    )
     if name == "ours":
         for params in space.seeds:
             study.enqueue_trial(dict(params))
@@ -230,7 +240,7 @@ class Replay:
 
 def replay(table: Table, name: str, seed: int, budget: int) -> Replay:
     """One search of `budget` epochs by strategy `name`, reading curves from the table."""
-    study = strategy_study(name, seed, table.space)
+    study = strategy_study(name, seed, table.space, table.epochs)
     result = Replay({share: None for share in SHARES}, 0.0, 0, 0)
     visited: set[int] = set()
     while result.spent < budget:
@@ -349,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=BUDGET)
     parser.add_argument("--table", type=Path, default=TABLE, help="replay: the recorded curves")
     args = parser.parse_args(argv)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()  # per-trial Map and weight-loading bars would bury the figures
+    transformers.utils.logging.disable_progress_bar()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-bench-"))
     if args.mode == "record":
         record(workdir, args.workers)
