@@ -76,9 +76,6 @@ def print_tune_summary(summary: dict[str, Any]) -> None:
 
 
 def _config_text(overrides: dict[str, Any] | None) -> str:
-    return (
-        "\n".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (overrides or {}).items()
-        )
-        or "as written"
-    )
+    from open_autoglm.search.trial import format_value
+
+    return "\n".join(f"{k}={format_value(v)}" for k, v in (overrides or {}).items()) or "as written"

@@ -77,7 +77,6 @@ def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | Non
         _run_worker_processes(config, deadline)
 
     # 5. The best trial's model; 6. the summary.
-    study = _open_study(config, task.greater_is_better)
     best, front = pick_best(study, config)
     _install_best_model(run_dir, best)
     refit = _refit(config, best, loaded) if config.search.refit else None
@@ -234,9 +233,7 @@ def build_tune_summary(
 def _open_study(config: Config, greater_is_better: bool) -> optuna.Study:
     """Create the study (and the twin that pruning needs for several objectives) or load them."""
     search = config.search
-    directions = study_directions(
-        search.objectives, search.mode, "maximize" if greater_is_better else "minimize"
-    )
+    directions = study_directions(search.objectives, search.mode, _direction(greater_is_better))
     storage = open_storage(search.storage, config.run_dir)
     study = optuna.create_study(
         study_name=config.name, storage=storage, directions=directions, load_if_exists=True
@@ -252,7 +249,7 @@ def _open_study(config: Config, greater_is_better: bool) -> optuna.Study:
         optuna.create_study(
             study_name=_twin_name(config),
             storage=storage,
-            direction="maximize" if greater_is_better else "minimize",
+            direction=_direction(greater_is_better),
             load_if_exists=True,
         )
     return study

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import math
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from open_autoglm.search.objectives import Direction, pareto_front, weighted_sco
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
 from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import HEARTBEAT_SECONDS, worker_id
+from open_autoglm.train.callbacks import perplexity
 from open_autoglm.train.job import FitResult, fit, save_fitted
 
 logger = logging.getLogger(__name__)
@@ -87,10 +87,8 @@ class ReportingCallback(TrainerCallback):
 def _validation_value(metrics: dict[str, float], metric: str) -> float | None:
     if f"eval_{metric}" in metrics:
         return metrics[f"eval_{metric}"]
-    if (
-        metric == "perplexity" and "eval_loss" in metrics
-    ):  # the Trainer reports the loss; we report perplexity
-        return math.exp(min(metrics["eval_loss"], 50.0))
+    if metric == "perplexity" and "eval_loss" in metrics:  # the Trainer reports the loss only
+        return perplexity(metrics["eval_loss"])
     return None
 
 
@@ -149,7 +147,10 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
 def describe_trial(trial: FrozenTrial) -> str:
     """One line: what the trial tried and how it ended."""
     overrides = trial.user_attrs.get("overrides") or {}
-    tried = " ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in overrides.items()) or "(config as written)"
+    tried = (
+        " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in overrides.items())
+        or "(config as written)"
+    )
     if trial.state == TrialState.COMPLETE:
         ended = f"{(trial.user_attrs.get('objectives') or {}).get('quality', float('nan')):.4f}"
     elif trial.state == TrialState.PRUNED:
@@ -159,7 +160,8 @@ def describe_trial(trial: FrozenTrial) -> str:
     return f"trial {trial.number:>3} {tried} → {ended}"
 
 
-def _short(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A parameter value for a one-line display."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 

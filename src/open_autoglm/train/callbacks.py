@@ -49,7 +49,7 @@ class MetricsFileCallback(TrainerCallback):
                 }
             )
             if self.language_model and split != "train" and name == "loss":
-                rows.append({**rows[-1], "name": "perplexity", "value": _perplexity(value)})
+                rows.append({**rows[-1], "name": "perplexity", "value": perplexity(value)})
         append_metrics(self.path, rows)
 
 
@@ -59,7 +59,8 @@ def append_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def _perplexity(loss: float) -> float:
+def perplexity(loss: float) -> float:
+    """exp(loss); a loss of 50 or more has diverged and reads as infinity."""
     return math.exp(loss) if loss < 50 else float("inf")
 
 

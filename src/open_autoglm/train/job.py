@@ -35,7 +35,7 @@ from open_autoglm.models import (
     resolve_model_path,
 )
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
-from open_autoglm.train.callbacks import MetricsFileCallback, ProgressBarCallback
+from open_autoglm.train.callbacks import MetricsFileCallback, ProgressBarCallback, perplexity
 from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
@@ -282,7 +282,7 @@ def _clean_metrics(raw: dict[str, Any], language_model: bool, prefix: str = "eva
     for k in ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time"):
         metrics.pop(k, None)
     if language_model and "loss" in metrics:
-        metrics["perplexity"] = math.exp(metrics["loss"]) if metrics["loss"] < 50 else float("inf")
+        metrics["perplexity"] = perplexity(metrics["loss"])
     return metrics
 
 
