@@ -15,6 +15,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from open_autoglm.search.storage import open_storage
+
 pytestmark = pytest.mark.slow
 
 
@@ -50,7 +52,7 @@ def tune(config: Path, *extra: str) -> subprocess.Popen:
 
 
 def trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
+    storage = open_storage(None, run_dir)  # the product's own way in, safe beside a process creating it
     try:
         return optuna.load_study(study_name="study", storage=storage).trials
     except KeyError:  # not created yet

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import psutil
+import sqlalchemy.exc
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -21,27 +23,42 @@ from optuna.trial import FrozenTrial, TrialState
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 90
 MAX_RETRIES = 2
+INIT_ATTEMPTS = 5
 
 
 def open_storage(storage: str | None, run_dir: Path) -> BaseStorage:
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
     if storage in (None, "sqlite"):
         url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
+        # several local workers wait for SQLite's lock rather than fail
+        return _rdb_storage(url, retry, engine_kwargs={"connect_args": {"timeout": 120}})
+    if storage == "journal":
+        return JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
+    return _rdb_storage(storage, retry)
+
+
+def _rdb_storage(url: str, retry: RetryHeartbeatStaleTrialCallback, **kwargs: Any) -> RDBStorage:
+    """Open an RDB study store, riding out a race on a fresh database.
+
+    Two processes opening a new database at once (a worker and a dashboard, two `tune`s) both create Optuna's
+    tables and stamp its schema version; the loser gets an IntegrityError. Opening again then finds the tables.
+    """
+
+    def connect() -> RDBStorage:
         return RDBStorage(
             url,
-            engine_kwargs={"connect_args": {"timeout": 120}},  # several local workers wait for the lock
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=retry,
+            **kwargs,
         )
-    if storage == "journal":
-        return JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
-    return RDBStorage(
-        storage,
-        heartbeat_interval=HEARTBEAT_SECONDS,
-        grace_period=GRACE_SECONDS,
-        heartbeat_stale_trial_callback=retry,
-    )
+
+    for attempt in range(INIT_ATTEMPTS - 1):
+        try:
+            return connect()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            time.sleep(0.2 * (attempt + 1))
+    return connect()
 
 
 def worker_id() -> str:
