@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-fast lint bench bench-search
+.PHONY: install demo test test-fast lint bench bench-search bench-data
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -34,3 +34,6 @@ bench: $(STAMP)
 
 bench-search: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/search_efficiency.py replay
+
+bench-data: $(STAMP)
+	$(BIN)/python benchmarks/data_pipeline.py

@@ -152,6 +152,7 @@ def topic_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sft_file(tmp_path: Path) -> Path:
+    """Six pairs repeated: tests that train on it turn deduplication off."""
     return write_jsonl(tmp_path / "sft.jsonl", [{"prompt": p, "response": r} for p, r in SFT_PAIRS * 8])
 
 

@@ -37,7 +37,7 @@ def rows(path, options=None, fmt="auto"):
 
 
 def test_every_format_is_registered():
-    assert READERS.names() == ["alpaca", "csv", "jsonl", "sharegpt", "text", "tsv"]
+    assert READERS.names() == ["alpaca", "csv", "html", "jsonl", "sharegpt", "text", "tsv", "warc"]
 
 
 @pytest.mark.parametrize(

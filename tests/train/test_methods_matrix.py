@@ -25,7 +25,13 @@ def _config(tmp_path: Path, task: str, model: Path, train_file: Path, method: st
         "output_dir": str(tmp_path),
         "task": task,
         "model": {"name": str(model)},
-        "data": {"train": str(train_file), "max_length": 32, "val_ratio": 0.2, "test_ratio": 0.0},
+        "data": {
+            "train": str(train_file),
+            "max_length": 32,
+            "val_ratio": 0.2,
+            "test_ratio": 0.0,
+            "dedup": {"exact": False, "near": False},
+        },
         "method": {"name": method},
         "train": {
             "epochs": 3,

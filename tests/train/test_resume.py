@@ -29,7 +29,13 @@ def test_sigkill_then_resume_finishes_with_the_same_step_count(tmp_path: Path, t
         "name": "resume",
         "output_dir": str(tmp_path / "runs"),
         "model": {"name": str(tiny_encoder)},
-        "data": {"train": str(data), "max_length": 32, "val_ratio": 0.2, "test_ratio": 0.0},
+        "data": {
+            "train": str(data),
+            "max_length": 32,
+            "val_ratio": 0.2,
+            "test_ratio": 0.0,
+            "dedup": {"exact": False, "near": False},  # keep all 600 rows: 2 x 120 steps
+        },
         "method": {"name": "lora"},
         "train": {"epochs": 2, "batch_size": 4, "lr": 1e-2, "save_every": 10, "eval_every": "epoch"},
     }

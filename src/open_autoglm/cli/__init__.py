@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from open_autoglm import __version__
-from open_autoglm.cli import quickstart, train, tune
+from open_autoglm.cli import data, quickstart, train, tune
 from open_autoglm.cli.common import run_verb
 
-VERBS = {"train": train, "tune": tune, "quickstart": quickstart}
+VERBS = {"data": data, "train": train, "tune": tune, "quickstart": quickstart}
 
 
 def build_parser() -> argparse.ArgumentParser:

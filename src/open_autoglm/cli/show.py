@@ -79,3 +79,36 @@ def _config_text(overrides: dict[str, Any] | None) -> str:
     from open_autoglm.search.trial import format_value
 
     return "\n".join(f"{k}={format_value(v)}" for k, v in (overrides or {}).items()) or "as written"
+
+
+def print_data_report(report: dict[str, Any]) -> None:
+    """Where the rows went, and what the kept data looks like."""
+    table = Table(title=f"data · {report['task']} · {report['rows_in']:,} rows in")
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    total = max(report["rows_in"], 1)
+
+    def row(name: str, count: int) -> None:
+        table.add_row(name, f"{count:,}", f"{count / total:.1%}")
+
+    row("[green]kept[/]", report["rows_kept"])
+    for reason, count in sorted(report["removed"].items(), key=lambda item: -item[1]):
+        row(f"removed: {reason.replace('_', ' ')}", count)
+    row("[red]quarantined[/] (malformed)", report["quarantined"])
+    console.print(table)
+    dup = report["duplicates"]
+    lines = [
+        "splits: " + ", ".join(f"{split} {n:,}" for split, n in report["splits"].items()),
+        f"duplicates: {dup['exact']:,} exact, {dup['near']:,} near, {dup['across_splits']:,} across splits, "
+        f"{dup['conflicting_labels']:,} with conflicting labels; rate {dup['rate_before']:.1%} → {dup['rate_after']:.1%}",
+        "PII replaced: " + (", ".join(f"{k} {v:,}" for k, v in report["pii"].items()) or "none"),
+        "languages: " + ", ".join(f"{k} {v:,}" for k, v in list(report["languages"].items())[:6]),
+        "encodings: " + ", ".join(f"{Path(f).name} {e}" for f, e in report["encodings"].items()),
+    ]
+    for split, counts in report.get("labels", {}).items():
+        lines.append(f"labels ({split}): " + ", ".join(f"{k} {v:,}" for k, v in list(counts.items())[:10]))
+    if report.get("rows_per_second"):
+        lines.append(f"{report['seconds']} s, {report['rows_per_second']:,.0f} rows/s")
+    for line in lines:
+        console.print(line, highlight=False)

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from open_autoglm.config.base import StrictModel
+from open_autoglm.config.data import DataConfig
 from open_autoglm.config.sections import (
-    DataConfig,
     MethodConfig,
     ModelConfig,
     SearchConfig,

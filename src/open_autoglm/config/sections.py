@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
@@ -25,34 +24,6 @@ class ModelConfig(StrictModel):
         "auto",
         description="auto: bf16 where the device supports it (CUDA or a CPU with AVX512-BF16/AMX), else fp32",
     )
-
-
-class DataConfig(StrictModel):
-    train: Path | None = Field(None, description="training file in any supported format")
-    validation: Path | None = Field(None, description="validation file; else split from train by val_ratio")
-    test: Path | None = Field(None, description="test file; else split from train by test_ratio")
-    format: Literal["auto", "jsonl", "alpaca", "sharegpt", "csv", "tsv", "text"] = "auto"
-    text_field: str = Field("text", description="classification/pretrain input field or column")
-    label_field: str = Field("label", description="classification label field or column")
-    columns: list[str] | None = Field(None, description="column names of a headerless CSV/TSV")
-    text_prefix: str = Field("", description='prepended to every input text (e.g. "query: " for e5 models)')
-    max_length: PositiveInt = Field(128, description="tokens per example (longer ones are truncated)")
-    val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out for validation")
-    test_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out for test")
-    max_rows: PositiveInt | None = Field(
-        None, description="use a seeded sample of N training rows (stratified for classification)"
-    )
-    max_bad_ratio: float = Field(
-        0.01, ge=0.0, le=1.0, description="stop when more rows than this are malformed"
-    )
-
-    @model_validator(mode="after")
-    def _ratios_leave_training_rows(self) -> DataConfig:
-        if self.val_ratio + self.test_ratio >= 1.0:
-            raise ValueError(
-                "data.val_ratio + data.test_ratio must be below 1 (no rows would be left to train on)"
-            )
-        return self
 
 
 class MethodConfig(StrictModel):

@@ -16,6 +16,8 @@ SAMPLE_BYTES = 64 * 1024
 # GBK decodes many Latin-1 byte pairs too ("sister\xf0city" is valid GBK); real Chinese text is mostly made
 # of the common GB2312 characters, so GB18030 wins only when at least this share of its characters are.
 GB2312_MIN_SHARE = 0.5
+MIN_VALID_PER_BROKEN = 2  # a UTF-8 file with damage: valid non-ASCII lines per broken line, at least
+BROKEN_LINE_SHARE = 0.01
 
 
 class Line(NamedTuple):
@@ -42,7 +44,7 @@ def guess_encoding(sample: bytes, complete: bool = True) -> str:
     """Try strict decodes from the most to the least specific; `complete` is False when `sample` is a prefix."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    if _decode(sample, "utf-8", complete) is not None:
+    if _decode(sample, "utf-8", complete) is not None or _mostly_utf8(sample, complete):
         return "utf-8"
     text = _decode(sample, "gb18030", complete)
     if text is not None and _mostly_gb2312(text):
@@ -78,6 +80,27 @@ def _decode(sample: bytes, encoding: str, complete: bool) -> str | None:
         return decoder.decode(sample, final=complete)  # not final: a character cut at the end is not an error
     except UnicodeDecodeError:
         return None
+
+
+def _mostly_utf8(sample: bytes, complete: bool) -> bool:
+    """UTF-8 with a few broken lines: those lines are quarantined, the rest must not be read as Latin-1 mojibake.
+
+    Latin-1 and GBK text almost never forms valid multi-byte UTF-8, so valid non-ASCII lines outnumbering the
+    broken ones (and the broken ones being rare) is a UTF-8 file with damage, not another encoding.
+    """
+    lines = sample.split(b"\n")
+    if not complete:
+        lines = lines[:-1]  # the last line may be cut mid-character
+    valid = broken = 0
+    for line in lines:
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            valid += 1
+        except UnicodeDecodeError:
+            broken += 1
+    return valid >= MIN_VALID_PER_BROKEN * broken and broken <= max(1, BROKEN_LINE_SHARE * len(lines))
 
 
 def _mostly_gb2312(text: str) -> bool:

@@ -22,7 +22,8 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from open_autoglm.config import Config, dump_config, load_config
-from open_autoglm.data.splits import LoadedData, load_splits, read_written_splits
+from open_autoglm.data.prepared import load_data
+from open_autoglm.data.splits import LoadedData, read_written_splits
 from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
 from open_autoglm.search.measure import latency_ms
 from open_autoglm.search.memory import plan_batch
@@ -47,8 +48,8 @@ def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | Non
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
 
-    # 1. Data, once for all trials; 2. the space, checked against the config before any trial runs.
-    loaded = load_splits(config, run_dir / "data")
+    # 1. Data, prepared once for all trials (reused when unchanged); 2. the space, checked against the config before any trial runs.
+    loaded = load_data(config)
     space = build_space(config)
 
     # 3. The study: created, or loaded and its interrupted trials queued again.

@@ -23,7 +23,8 @@ from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from open_autoglm.config import Config, dump_config
-from open_autoglm.data.splits import LoadedData, load_splits
+from open_autoglm.data.prepared import load_data
+from open_autoglm.data.splits import LoadedData
 from open_autoglm.methods import METHODS, MethodContext
 from open_autoglm.models import (
     AUTOGLM_META,
@@ -102,10 +103,10 @@ def fit(
         (trial_dir / "metrics.jsonl").unlink(missing_ok=True)
     set_seed(config.train.seed)
 
-    # 1. Data: read, split, write the splits and the quarantine into the run folder.
+    # 1. Data: prepared into the run folder (cleaned, deduplicated, split), or reused when unchanged.
     task = TASKS.get(config.task)()
     if loaded is None:
-        loaded = load_splits(config, config.run_dir / "data")
+        loaded = load_data(config)
 
     # 2. Model, tokenizer and where they run.
     placement = choose_placement(config.model.device, config.model.precision)
@@ -224,8 +225,9 @@ def build_summary(config: Config, fit_result: FitResult, seconds: float) -> dict
         },
         "parameters": {"trainable": fit_result.parameters[0], "total": fit_result.parameters[1]},
         "data": {
-            "rows_in": loaded.rows_in,
-            "quarantined": len(loaded.quarantined),
+            "rows_in": loaded.report.get("rows_in"),
+            "quarantined": loaded.report.get("quarantined"),
+            "removed": loaded.report.get("removed"),
             "rows_kept": {split: len(rows) for split, rows in loaded.splits.items()},
             "dropped": fit_result.prepared.dropped,
         },

@@ -5,7 +5,15 @@
 `open_autoglm.readers` entry-point group.
 """
 
-from open_autoglm.data.readers import alpaca, delimited, jsonl, sharegpt, text  # noqa: F401  (registration)
+from open_autoglm.data.readers import (  # noqa: F401  (registration)
+    alpaca,
+    delimited,
+    html,
+    jsonl,
+    sharegpt,
+    text,
+    warc,
+)
 from open_autoglm.data.readers.base import (
     READERS,
     BaseReader,

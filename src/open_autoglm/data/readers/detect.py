@@ -9,7 +9,14 @@ from open_autoglm.data.encoding import open_text
 from open_autoglm.data.readers.base import READERS, DataFormatError, Row
 from open_autoglm.data.readers.json_objects import iter_json_rows
 
-BY_EXTENSION = {".csv": "csv", ".tsv": "tsv", ".txt": "text"}
+BY_EXTENSION = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".warc": "warc",
+}
 JSON_EXTENSIONS = {".json", ".jsonl"}
 SNIFF_ROWS = 20  # lines (or JSON rows) looked at when the extension does not decide
 
