@@ -188,7 +188,9 @@ def test_cleaning_and_scrubbing_reach_the_output_and_are_counted(tmp_path: Path)
     loaded = load_data(make_config(tmp_path, train=str(path), val_ratio=0.1, test_ratio=0.1))
     texts = {r["text"] for split in loaded.splits.values() for r in split}
     assert "Great stay & lovely view" in texts
-    assert "联系我：[PHONE] 或 [EMAIL]，房费1200元" in texts  # NFKC: full-width digits, not Chinese punctuation
+    assert (
+        "联系我：[PHONE] 或 [EMAIL]，房费1200元" in texts
+    )  # NFKC: full-width digits, not Chinese punctuation
     assert loaded.report["pii"] == {"email": 1, "phone": 1}
 
 
