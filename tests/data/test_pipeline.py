@@ -285,3 +285,33 @@ def test_accounting_identity_holds_for_any_mix(
         return
     assert_accounted(report)
     assert report["rows_in"] == len(rows)
+
+
+def test_augmentation_multiplies_the_small_class_in_train_only(tmp_path: Path) -> None:
+    rows = [r for r in reviews(200) if r["label"] == "neg"][:90] + [
+        r for r in reviews(200) if r["label"] == "pos"
+    ][:30]
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    config = make_config(tmp_path, train=str(path), augment={"enabled": True, "factor": 2.0})
+    loaded = load_data(config)
+    report = loaded.report
+    assert_accounted(report)
+    before = Counter(r["label"] for r in rows)
+    train = Counter(r["label"] for r in loaded.splits["train"])
+    originals = {r["text"] for r in rows}
+    new = [r for r in loaded.splits["train"] if r["text"] not in originals]
+    assert len(new) == report["augmented"] > 0 and {r["label"] for r in new} == {"pos"}
+    assert report["labels"]["train"] == dict(train)
+    assert train["pos"] >= 1.8 * before["pos"] * 0.6  # pos rows of the training split (60%), about doubled
+    for split in ("validation", "test"):
+        assert all(r["text"] in originals for r in loaded.splits[split])
+
+
+def test_token_length_filter_uses_the_models_tokenizer(tmp_path: Path, tiny_encoder: Path) -> None:
+    rows = reviews(60) + [{"text": "room " * 40, "label": "pos"}]
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    config = make_config(tmp_path, train=str(path), filter={"max_tokens": 30})
+    config.model.name = str(tiny_encoder)
+    report = load_data(config).report
+    assert report["removed"]["too_many_tokens"] >= 1
+    assert_accounted(report)
