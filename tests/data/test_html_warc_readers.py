@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 from conftest import SHARED_DATA
+from test_clean import STORY  # one page of prose, shared with the cleaning tests
 
 from open_autoglm.data.readers import (
     DataFormatError,
@@ -20,14 +21,6 @@ from open_autoglm.data.readers import (
 PRETRAIN = ReadOptions(task="pretrain")
 WARC_SAMPLES = SHARED_DATA / "web_warc_dolma"
 
-STORY = (
-    "<p>We left early in the morning and drove for two hours to reach the northern shore of the lake, "
-    "where the water was still and the air smelled of pine.</p>"
-    "<p>After a long swim we cooked lunch on a small fire and watched the boats go past, talking about "
-    "the summers we spent here as children and the friends who came with us.</p>"
-    "<p>In the evening the wind picked up, the clouds came in from the west, and we packed the car "
-    "just before the first drops of rain began to fall on the road home.</p>"
-)
 STORY_ZH = (
     "<p>我们一大早就出发了，开了两个小时的车才到达湖的北岸，那里的湖水很平静，空气中弥漫着松树的香味。</p>"
     "<p>游了很久的泳之后，我们在小火堆上做了午饭，看着船只经过，聊起小时候在这里度过的夏天和一起来的朋友们。</p>"

@@ -72,7 +72,9 @@ class DedupConfig(StrictModel):
     near: bool = Field(True, description="MinHash + LSH over character n-grams")
     threshold: float = Field(0.8, gt=0, lt=1, description="Jaccard similarity that makes a near-duplicate")
     ngram: PositiveInt = Field(5, description="characters per shingle")
-    num_perm: PositiveInt = Field(128, description="MinHash permutations")
+    num_perm: PositiveInt = Field(
+        128, description="signature words (each packs 4 one-byte MinHash minima: 512 compared at 128)"
+    )
     across_splits: bool = Field(True, description="drop validation/test rows with a twin in train")
     conflicting_labels: Literal["keep_first", "drop"] = Field(
         "keep_first", description="duplicates with different labels: keep the first, or drop them all"

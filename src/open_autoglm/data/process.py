@@ -28,6 +28,7 @@ class Processed:
     pii: Counter[str]
     language: str
     removed: str | None
+    normalised: str = ""  # the text as deduplication compares it (kept rows only)
     key: bytes = b""  # exact-duplicate key of the normalised text
 
 
@@ -64,7 +65,7 @@ class RowProcessor:
 
     def process(self, record: dict[str, Any]) -> Processed:
         from open_autoglm.data.clean import clean_text
-        from open_autoglm.data.dedup import exact_key
+        from open_autoglm.data.dedup import exact_key, normalise
         from open_autoglm.data.language import language_of
 
         config = self.config
@@ -87,8 +88,9 @@ class RowProcessor:
         else:
             removed, language = None, language_of(text)
         changed = text != joined_text(record)
-        key = exact_key(text) if removed is None else b""
-        return Processed(data, input_chars, len(text), changed, pii, language, removed, key)
+        normalised = normalise(text) if removed is None else ""
+        key = exact_key(normalised, normalised=True) if removed is None else b""
+        return Processed(data, input_chars, len(text), changed, pii, language, removed, normalised, key)
 
 
 _processor: RowProcessor | None = None
@@ -109,14 +111,16 @@ def process_batch(records: list[dict[str, Any]]) -> Batch:
     dedup = _processor.config.dedup
     sigs = None
     if dedup.near:
-        texts = [joined_text(r.data) for r in rows if r.removed is None]
+        texts = [r.normalised for r in rows if r.removed is None]
         kept_sigs = (
-            signatures(texts, dedup.ngram, dedup.num_perm, MINHASH_SEED)
+            signatures(texts, dedup.ngram, dedup.num_perm, MINHASH_SEED, normalised=True)
             if texts
             else np.zeros((0, dedup.num_perm), dtype=np.uint32)
         )
         sigs = np.zeros((len(rows), dedup.num_perm), dtype=kept_sigs.dtype)
         sigs[[i for i, r in enumerate(rows) if r.removed is None]] = kept_sigs
+    for row in rows:
+        row.normalised = ""  # not needed past this point: spare the pickling back to the main process
     return Batch(rows, sigs)
 
 
