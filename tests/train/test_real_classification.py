@@ -29,7 +29,7 @@ def test_minilm_lora_on_sst2(tmp_path: Path) -> None:
                 "test_ratio": 0.2,
             },
             "method": {"name": "lora", "r": 8},
-            "train": {"epochs": 2, "lr": 1e-3, "batch_size": 16},
+            "train": {"epochs": 3, "lr": 1e-3, "batch_size": 16},
             "quiet": True,
         }
     )
