@@ -21,18 +21,15 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_data_report
     from open_autoglm.config import dump_config
-    from open_autoglm.data.prepared import fingerprint, is_prepared, prepare_data, read_report
+    from open_autoglm.data.prepared import prepare_or_reuse
 
     config = config_from_args(args)
     out_dir = config.run_dir / "data"
     config.run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, config.run_dir / "config.yaml")
-    current = fingerprint(config)
-    if not args.force and is_prepared(out_dir, current):
+    report, reused = prepare_or_reuse(config, out_dir, force=args.force)
+    if reused:
         console.print(f"inputs and data settings unchanged: {out_dir} is up to date (--force to redo)")
-        report = read_report(out_dir)
-    else:
-        report = prepare_data(config, out_dir, current)
     print_data_report(report)
     console.print(f"data folder: {out_dir}")
     return 0

@@ -31,7 +31,14 @@ from open_autoglm.data.accounting import DataReport
 from open_autoglm.data.encoding import detect_encoding
 from open_autoglm.data.process import Batch, Processed, init_worker, process_batch
 from open_autoglm.data.progress import RowProgress
-from open_autoglm.data.readers import DataFormatError, Malformed, ReadOptions, Record, iter_records
+from open_autoglm.data.readers import (
+    DataFormatError,
+    Malformed,
+    ReadOptions,
+    Record,
+    detect_format,
+    iter_records,
+)
 from open_autoglm.data.splits import SPLITS, assign_splits, stratified_sample
 
 BATCH_ROWS = 512
@@ -39,6 +46,8 @@ PARALLEL_MIN_BYTES = 8 * 2**20  # below this, starting worker processes costs mo
 MAX_WORKERS = 4
 SHOWN_ERRORS = 5
 STAGING = "staging.jsonl"
+PAGE_FORMATS = frozenset({"html", "warc"})  # their readers decode each page by its own charset
+PAGE_ENCODING = "per page (HTTP/meta charset)"
 logger = logging.getLogger(__name__)
 
 
@@ -80,7 +89,7 @@ def prepare(config: Config, out_dir: Path, *, tokenizer: Any = None, fingerprint
             open(out_dir / STAGING, "w", encoding="utf-8") as staging,
             RowProgress("preparing data", enabled=not config.quiet) as progress,
         ):
-            first_pass = FirstPass(config, report, quarantine, removed, staging)
+            first_pass = FirstPass(config, files, report, quarantine, removed, staging)
             for batch_meta, batch in _processed_batches(config, files, report, tokenizer):
                 first_pass.take(batch_meta, batch)
                 progress.advance(len(batch_meta))
@@ -130,8 +139,9 @@ def _read_batches(
     )
     batch: list[tuple[int, Record | Malformed]] = []
     for index, f in enumerate(files):
-        rows = iter_records(f.path, options, data.format)  # checks the format before the first row
-        report.encodings[str(f.path)] = _encoding_of(f.path)
+        fmt = detect_format(f.path) if data.format == "auto" else data.format
+        rows = iter_records(f.path, options, fmt)  # checks the format before the first row
+        report.encodings[str(f.path)] = PAGE_ENCODING if fmt in PAGE_FORMATS else detect_encoding(f.path)
         for row in rows:
             batch.append((index, row))
             if len(batch) == BATCH_ROWS:
@@ -139,13 +149,6 @@ def _read_batches(
                 batch = []
     if batch:
         yield batch
-
-
-def _encoding_of(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".warc", ".warc.gz", ".html", ".htm", ".html.gz")):
-        return "per page (HTTP/meta charset)"
-    return detect_encoding(path)
 
 
 def _worker_count(config: Config, files: list[InputFile]) -> int:
@@ -159,13 +162,19 @@ class FirstPass:
     """Deduplicates processed rows as they stream by and stages the kept ones; remembers only what pass 2 needs."""
 
     def __init__(
-        self, config: Config, report: DataReport, quarantine: IO[str], removed: IO[str], staging: IO[str]
+        self,
+        config: Config,
+        files: list[InputFile],
+        report: DataReport,
+        quarantine: IO[str],
+        removed: IO[str],
+        staging: IO[str],
     ):
         from open_autoglm.data.dedup import NearDuplicateIndex
 
         self.config, self.report = config, report
         self.quarantine, self.removed, self.staging = quarantine, removed, staging
-        self.files: list[InputFile] = input_files(config)
+        self.files = files
         dedup = config.data.dedup
         self.classification = config.task == "classification"
         # per group: exact key -> staged row id, and a near-duplicate index
@@ -250,8 +259,15 @@ class FirstPass:
         return None, ""
 
     def _remove(self, row: Record, reason: str, of: int | None = None) -> None:
+        self._write_removed(row.source, row.line, reason, of)
+
+    def remove_staged(self, row_id: int, reason: str) -> None:
+        """Remove a row staged in pass 1 (pass 2 decides: max_rows, mix weight, conflicting labels)."""
+        self._write_removed(str(self.files[self.file_index[row_id]].path), self.line[row_id], reason)
+
+    def _write_removed(self, source: str, line: int, reason: str, of: int | None = None) -> None:
         self.report.remove(reason)
-        entry: dict[str, Any] = {"file": row.source, "line": row.line, "reason": reason}
+        entry: dict[str, Any] = {"file": source, "line": line, "reason": reason}
         if of is not None:
             entry["of"] = f"{self.files[self.file_index[of]].path}:{self.line[of]}"
         self._write(self.removed, entry)
@@ -290,7 +306,7 @@ def write_splits(config: Config, first: FirstPass, report: DataReport, out_dir: 
         for position, row_id in enumerate(train_ids):
             if position not in chosen:
                 copies[row_id] = 0
-                first._remove(_row_at(first, row_id), "max_rows")
+                first.remove_staged(row_id, "max_rows")
         train_ids = [r for p, r in enumerate(train_ids) if p in chosen]
         labels = [first.labels[i] for i in train_ids] if first.classification else None
     given = {SPLITS[g] for g in first.group}
@@ -304,7 +320,7 @@ def write_splits(config: Config, first: FirstPass, report: DataReport, out_dir: 
     rng = random.Random(seed)
     for row_id, group in enumerate(first.group):
         if row_id in first.dropped:
-            first._remove(_row_at(first, row_id), "conflicting_labels")
+            first.remove_staged(row_id, "conflicting_labels")
             copies[row_id] = 0
             continue
         target.setdefault(row_id, SPLITS[group])
@@ -313,7 +329,7 @@ def write_splits(config: Config, first: FirstPass, report: DataReport, out_dir: 
             n = int(weight) + (rng.random() < weight - int(weight))
             copies[row_id] = n
             if n == 0:
-                first._remove(_row_at(first, row_id), "mix_weight")
+                first.remove_staged(row_id, "mix_weight")
             report.repeated_by_weight += max(n - 1, 0)
     written = {split for row_id, split in target.items() if copies.get(row_id, 1)}
     if "validation" not in written:
@@ -325,10 +341,6 @@ def write_splits(config: Config, first: FirstPass, report: DataReport, out_dir: 
     _stream_into_splits(first, target, copies, report, out_dir)
     if data.augment.enabled:
         _augment_train(config, report, out_dir)
-
-
-def _row_at(first: FirstPass, row_id: int) -> Record:
-    return Record({}, str(first.files[first.file_index[row_id]].path), first.line[row_id])
 
 
 def _stream_into_splits(

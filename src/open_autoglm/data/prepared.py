@@ -50,15 +50,20 @@ def load_data(config: Config, out_dir: Path | None = None) -> LoadedData:
     source = config.data.train
     if isinstance(source, Path) and source.is_dir():
         return _copy_prepared(source, out_dir)
-    current = fingerprint(config)
-    if is_prepared(out_dir, current):
+    if prepare_or_reuse(config, out_dir)[1]:
         logger.info("data unchanged since it was prepared: reusing %s", out_dir)
-        return read_written_splits(out_dir)
-    prepare_data(config, out_dir, current)
     return read_written_splits(out_dir)
 
 
-def prepare_data(config: Config, out_dir: Path, current: str | None = None) -> dict[str, Any]:
+def prepare_or_reuse(config: Config, out_dir: Path, force: bool = False) -> tuple[dict[str, Any], bool]:
+    """The data report of `out_dir`, prepared anew unless it is up to date (or `force`); True when reused."""
+    current = fingerprint(config)
+    if not force and _is_prepared(out_dir, current):
+        return _read_report(out_dir), True
+    return _prepare(config, out_dir, current), False
+
+
+def _prepare(config: Config, out_dir: Path, current: str) -> dict[str, Any]:
     """Run the pipeline (loading the tokenizer only when token-length filters need it); returns the report."""
     from open_autoglm.data.pipeline import prepare
 
@@ -67,17 +72,17 @@ def prepare_data(config: Config, out_dir: Path, current: str | None = None) -> d
         from open_autoglm.models.loading import load_tokenizer, resolve_model_path
 
         tokenizer = load_tokenizer(resolve_model_path(config.model.name), config.model)
-    report = prepare(config, out_dir, tokenizer=tokenizer, fingerprint=current or fingerprint(config))
+    report = prepare(config, out_dir, tokenizer=tokenizer, fingerprint=current)
     return report.to_json()
 
 
-def is_prepared(out_dir: Path, current: str) -> bool:
+def _is_prepared(out_dir: Path, current: str) -> bool:
     if not (out_dir / "train.jsonl").exists():
         return False
-    return bool(read_report(out_dir).get("fingerprint") == current)
+    return bool(_read_report(out_dir).get("fingerprint") == current)
 
 
-def read_report(out_dir: Path) -> dict[str, Any]:
+def _read_report(out_dir: Path) -> dict[str, Any]:
     """The data report of a prepared folder ({} when there is none or it is unreadable)."""
     try:
         return dict(json.loads((out_dir / "data_report.json").read_text(encoding="utf-8")))

@@ -13,6 +13,11 @@ from typing import Any
 import numpy as np
 
 from open_autoglm.config.data import DataConfig
+from open_autoglm.data.clean import clean_text
+from open_autoglm.data.dedup import exact_key, normalise, signatures
+from open_autoglm.data.filters import QualityFilter
+from open_autoglm.data.language import language_of
+from open_autoglm.data.pii import build_scrubber
 
 MINHASH_SEED = 1
 
@@ -54,9 +59,6 @@ class RowProcessor:
     """Built once per process from the data config (and a tokenizer when token-length filters are set)."""
 
     def __init__(self, config: DataConfig, task: str, tokenizer: Any = None) -> None:
-        from open_autoglm.data.filters import QualityFilter
-        from open_autoglm.data.pii import build_scrubber
-
         self.config = config
         html = config.clean.html if config.clean.html is not None else task != "sft"
         self.clean = config.clean.model_copy(update={"html": html})
@@ -64,22 +66,18 @@ class RowProcessor:
         self.filter = QualityFilter(config.filter, tokenizer) if config.filter.enabled else None
 
     def process(self, record: dict[str, Any]) -> Processed:
-        from open_autoglm.data.clean import clean_text
-        from open_autoglm.data.dedup import exact_key, normalise
-        from open_autoglm.data.language import language_of
-
         config = self.config
         data = {k: (list(map(dict, v)) if k == "messages" else v) for k, v in record.items()}
-        input_chars = len(joined_text(record))
+        original = joined_text(record)
         pii: Counter[str] = Counter()
         for path in text_fields(data):
-            text = original = str(_get(data, path))
+            field = text = str(_get(data, path))
             if config.clean.enabled:
                 text = clean_text(text, self.clean)
             if config.pii.enabled:
                 text, found = self.scrub(text)
                 pii.update(found)
-            if text != original:
+            if text != field:
                 _set(data, path, text)
         text = joined_text(data)
         if self.filter is not None:
@@ -87,10 +85,11 @@ class RowProcessor:
             removed, language = verdict.reason, verdict.language
         else:
             removed, language = None, language_of(text)
-        changed = text != joined_text(record)
         normalised = normalise(text) if removed is None else ""
         key = exact_key(normalised, normalised=True) if removed is None else b""
-        return Processed(data, input_chars, len(text), changed, pii, language, removed, normalised, key)
+        return Processed(
+            data, len(original), len(text), text != original, pii, language, removed, normalised, key
+        )
 
 
 _processor: RowProcessor | None = None
@@ -104,8 +103,6 @@ def init_worker(config: DataConfig, task: str, tokenizer: Any = None) -> None:
 
 def process_batch(records: list[dict[str, Any]]) -> Batch:
     """Process a batch in this worker (after `init_worker`); signatures only for rows that were kept."""
-    from open_autoglm.data.dedup import signatures
-
     assert _processor is not None, "init_worker was not called in this process"
     rows = [_processor.process(r) for r in records]
     dedup = _processor.config.dedup

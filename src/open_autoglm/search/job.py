@@ -48,7 +48,8 @@ def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | Non
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
 
-    # 1. Data, prepared once for all trials (reused when unchanged); 2. the space, checked against the config before any trial runs.
+    # 1. Data, prepared once for all trials (reused when unchanged);
+    # 2. the space, checked against the config before any trial runs.
     loaded = load_data(config)
     space = build_space(config)
 
