@@ -8,6 +8,7 @@ import pytest
 from conftest import SHARED_DATA, SHARED_MODELS
 
 from open_autoglm.config import validate_config
+from open_autoglm.evaluate.job import EvalOptions, run_eval
 from open_autoglm.models import load_finetuned
 from open_autoglm.train.job import run_train
 
@@ -46,6 +47,16 @@ def test_minilm_lora_on_sst2(tmp_path: Path) -> None:
         padding=True,
     )
     assert model(**enc).logits.argmax(-1).tolist() == [1, 0]
+
+    # autoglm eval on the same test split: the same accuracy, far beyond the untuned model, no regression.
+    run_dir = tmp_path / "sst2"
+    result = run_eval(config, EvalOptions(model=run_dir / "model", baseline_summary=run_dir / "summary.json"))
+    assert result["metrics"]["accuracy"] == pytest.approx(test["accuracy"], abs=1e-9)
+    pretrained, previous = result["baselines"]
+    assert pretrained["comparison"]["accuracy"]["significant"], pretrained
+    assert pretrained["comparison"]["accuracy"]["ci_low"] > 0.1
+    assert previous["comparison"]["accuracy"]["delta"] == pytest.approx(0, abs=1e-9)
+    assert result["passed"] and result["speed"]["throughput_per_s"] > 0
 
 
 def test_chinese_e5_lora_on_chnsenticorp(tmp_path: Path) -> None:

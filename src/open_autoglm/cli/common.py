@@ -30,6 +30,17 @@ def add_config_options(parser: argparse.ArgumentParser, config_required: bool = 
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (CI logs)")
 
 
+def add_lang_option(parser: argparse.ArgumentParser) -> None:
+    """The report's language; Chinese by default where the locale is Chinese."""
+    locale = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+    parser.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="zh" if locale.lower().startswith("zh") else "en",
+        help="language of the HTML report (default: from the locale)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides = list(args.overrides)
     if args.out is not None:

@@ -112,3 +112,48 @@ def print_data_report(report: dict[str, Any]) -> None:
         lines.append(f"{report['seconds']} s, {report['rows_per_second']:,.0f} rows/s")
     for line in lines:
         console.print(line, highlight=False)
+
+
+def print_eval(result: dict[str, Any]) -> None:
+    """Metrics with their 95% interval, each baseline's value and the difference (marked when beyond noise)."""
+    table = Table(title=f"eval · {result['task']} · {result['rows']:,} rows · {result['data']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    for baseline in result["baselines"]:
+        table.add_column(baseline["name"], justify="right")
+        table.add_column("Δ", justify="right")
+    for name, value in result["metrics"].items():
+        low_high = result["confidence"].get(name)
+        cells = [name, _fmt(value), f"{low_high[0]:.4f} – {low_high[1]:.4f}" if low_high else ""]
+        for baseline in result["baselines"]:
+            compared = baseline["comparison"].get(name)
+            cells.append(_fmt(baseline["metrics"].get(name)))
+            if compared is None:
+                cells.append("")
+            else:
+                mark = " *" if compared.get("significant") else ""
+                cells.append(f"{compared['delta']:+.4f}{mark}")
+        table.add_row(*cells)
+    console.print(table)
+    if result["baselines"]:
+        console.print("* the difference is larger than the noise (95% bootstrap interval excludes it)")
+    speed = result["speed"]
+    console.print(
+        f"latency {speed['latency_ms_p50']:.1f} ms p50 / {speed['latency_ms_p95']:.1f} ms p95 per example; "
+        f"{speed['batch_latency_ms_p50']:.1f} / {speed['batch_latency_ms_p95']:.1f} ms per batch of "
+        f"{speed['batch_size']}; {speed['throughput_per_s']:,.1f} examples/s; peak memory "
+        f"{speed['peak_memory_mb']:,.0f} MB",
+        highlight=False,
+    )
+    if result["quarantined"]:
+        console.print(
+            f"[yellow]{len(result['quarantined'])} malformed rows quarantined (listed in eval.json)[/]"
+        )
+    for regression in result["regressions"]:
+        console.print(f"[bold red]regression:[/] {regression['message']}", highlight=False)
+    if result["passed"]:
+        console.print(
+            "[green]no regression[/] against "
+            + (", ".join(b["name"] for b in result["baselines"]) or "no baseline")
+        )

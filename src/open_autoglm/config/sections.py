@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
@@ -9,6 +10,7 @@ from pydantic import Field, PositiveInt, ValidationError, field_validator, model
 from open_autoglm.config.base import StrictModel
 
 TaskName = Literal["classification", "sft", "pretrain"]
+TrackerName = Literal["tensorboard", "mlflow", "wandb"]
 
 
 class ModelConfig(StrictModel):
@@ -120,8 +122,21 @@ class TrainConfig(StrictModel):
     save_total_limit: PositiveInt = Field(2, description="checkpoints kept (older ones deleted)")
     logging_steps: PositiveInt = 10
     seed: int = 42
+    report_to: list[TrackerName] = Field(
+        default_factory=list,
+        description="experiment trackers that get metrics and params: tensorboard, mlflow, wandb (off by default)",
+    )
 
     _named_nodes = field_validator("optimizer", "scheduler", "loss", mode="before")(_named)
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, trackers: list[str]) -> list[str]:
+        """A tracker whose package is missing would fail at the first log, minutes into training: say it now."""
+        for tracker in trackers:
+            if importlib.util.find_spec(tracker) is None:
+                raise ValueError(f"{tracker} is not installed: pip install {tracker}")
+        return list(dict.fromkeys(trackers))
 
 
 ObjectiveName = Literal["quality", "latency", "memory", "params", "size"]

@@ -57,7 +57,9 @@ def build_training_args(
         logging_nan_inf_filter=False,  # a NaN must surface, not be averaged away
         seed=train.seed,
         data_seed=train.seed,
-        report_to="none",
+        # TensorBoard gets its own writer per trial (see `tracker_callbacks`); the others go through the Trainer
+        report_to=[t for t in train.report_to if t != "tensorboard"] or "none",
+        run_name=f"{config.name}/{output_dir.parent.name}",
         disable_tqdm=True,  # our ProgressBarCallback draws the bar
         dataloader_num_workers=0,
         **eval_kwargs,

@@ -1,4 +1,4 @@
-"""Trainer callbacks: the metrics file of the run-folder contract, and the progress bar."""
+"""Trainer callbacks: the metrics file of the run-folder contract, the progress bar, experiment trackers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
+
+from open_autoglm.config import Config
 
 _TRAIN_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm"}
 _EVAL_SPLITS = {"eval": "validation", "test": "test", "baseline": "baseline"}  # metric key prefix -> split
@@ -111,3 +113,14 @@ class ProgressBarCallback(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def tracker_callbacks(config: Config, trial_dir: Path) -> list[TrainerCallback]:
+    """TensorBoard logs under <run>/tensorboard/<trial>, so one `tensorboard --logdir` shows every trial."""
+    if "tensorboard" not in config.train.report_to:
+        return []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    writer = SummaryWriter(log_dir=str(config.run_dir / "tensorboard" / trial_dir.name))
+    return [TensorBoardCallback(tb_writer=writer)]

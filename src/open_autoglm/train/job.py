@@ -35,8 +35,14 @@ from open_autoglm.models import (
     objective_for,
     resolve_model_path,
 )
+from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
-from open_autoglm.train.callbacks import MetricsFileCallback, ProgressBarCallback, perplexity
+from open_autoglm.train.callbacks import (
+    MetricsFileCallback,
+    ProgressBarCallback,
+    perplexity,
+    tracker_callbacks,
+)
 from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
@@ -72,9 +78,11 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
-    fit_result = fit(config, run_dir / "trials" / "0", resume=resume)
-    save_fitted(fit_result, run_dir / "model", config)
+    with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:
+        fit_result = fit(config, run_dir / "trials" / "0", resume=resume)
+        save_fitted(fit_result, run_dir / "model", config)
     summary = build_summary(config, fit_result, time.perf_counter() - started)
+    summary["resources"] = monitor.summary()
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return summary
 
@@ -157,6 +165,7 @@ def fit(
             CheckpointMarkerCallback(),
         ]
         + method.callbacks(model)
+        + tracker_callbacks(config, trial_dir)
         + list(callbacks),
         loss_name=config.train.loss.name if objective == "seq_cls" else "ce",
         focal_gamma=config.train.loss.focal_gamma,

@@ -1,0 +1,1 @@
+"""Evaluation (`autoglm eval`): metrics, speed, bootstrap intervals and the regression gate."""

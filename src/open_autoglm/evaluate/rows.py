@@ -1,0 +1,51 @@
+"""The rows an evaluation scores: the run's test split, or any data file read and cleaned as training data is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from open_autoglm.config import Config
+from open_autoglm.data.prepared import load_data
+from open_autoglm.data.process import RowProcessor
+from open_autoglm.data.readers import ReadOptions, read_records
+
+
+@dataclass
+class EvaluationRows:
+    rows: list[dict[str, Any]]
+    source: str  # what they are, in words: "test split of runs/x/data" or the file
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # {source, line, reason} of refused rows
+
+
+def evaluation_rows(config: Config, data_file: Path | None) -> EvaluationRows:
+    if data_file is None:
+        loaded = load_data(config)
+        if not loaded.splits.get("test"):
+            raise ValueError(
+                f"{config.run_dir / 'data'} has no test split: set data.test (a file) or data.test_ratio > 0, "
+                "or evaluate a file with --data FILE"
+            )
+        return EvaluationRows(loaded.splits["test"], f"test split of {config.run_dir / 'data'}")
+    return _file_rows(config, data_file)
+
+
+def _file_rows(config: Config, path: Path) -> EvaluationRows:
+    """Every row is scored or quarantined with its line: cleaning and PII scrubbing match training (the model
+    never saw raw phone numbers), but no quality filter drops a test row."""
+    data = config.data
+    options = ReadOptions(
+        task=config.task,
+        text_field=data.text_field,
+        label_field=data.label_field,
+        columns=tuple(data.columns) if data.columns else None,
+    )
+    good, bad = read_records(path, options, data.format, max_bad_ratio=data.max_bad_ratio)
+    unfiltered = data.model_copy(update={"filter": data.filter.model_copy(update={"enabled": False})})
+    processor = RowProcessor(unfiltered, config.task)
+    return EvaluationRows(
+        rows=[processor.process(record.data).data for record in good],
+        source=str(path),
+        quarantined=[{"source": row.source, "line": row.line, "reason": row.reason} for row in bad],
+    )
