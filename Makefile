@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-fast lint bench bench-search bench-data
+.PHONY: install browser demo test test-fast lint bench bench-search bench-data bench-monitor
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +23,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-test: $(STAMP) lint
+# Debian's chromium (and a CJK font for the Chinese report's screenshot) for the report's browser test:
+# installed with apt-get when we are root; elsewhere the test says how and skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; } || \
+	  echo "chromium is not installed and could not be (apt-get install chromium): the report's browser test will skip"
+
+test: $(STAMP) lint browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q --durations=15
 
 test-fast: $(STAMP)
@@ -37,3 +45,6 @@ bench-search: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/data_pipeline.py
+
+bench-monitor: $(STAMP)
+	$(BIN)/python benchmarks/monitor_overhead.py

@@ -152,3 +152,8 @@ def test_quickstart_searches_and_beats_the_default_config(tmp_path: Path) -> Non
     assert best >= summary["baseline"]["metrics"]["accuracy"] + 0.3
     assert (out / "model" / "adapter_model.safetensors").exists()
     assert (out / "config.yaml").exists() and (out / "study.db").exists()
+    # The run is watched and shown: resources sampled over the whole study, and the report written.
+    assert summary["resources"]["samples"] >= 2 and summary["resources"]["peak_rss_mb"] > 0
+    assert summary["resources"]["overhead_fraction"] < 0.05
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Learning curves" in html and "plotly" in html.lower()

@@ -26,8 +26,11 @@ def test_bf16_chosen_on_a_cpu_that_runs_it_natively(monkeypatch: pytest.MonkeyPa
 
 def test_cuda_preferred_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    # bf16 only where the GPU runs it natively: emulated bf16 (T4, V100) is slower than fp32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert choose_placement() == device_module.Placement("cuda", "bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert choose_placement() == device_module.Placement("cuda", "fp32")
 
 
 def test_forced_choices_are_kept_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:

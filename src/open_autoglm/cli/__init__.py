@@ -7,10 +7,19 @@ import sys
 from collections.abc import Sequence
 
 from open_autoglm import __version__
-from open_autoglm.cli import data, quickstart, train, tune
+from open_autoglm.cli import dashboard, data, doctor, evaluate, quickstart, report, train, tune
 from open_autoglm.cli.common import run_verb
 
-VERBS = {"data": data, "train": train, "tune": tune, "quickstart": quickstart}
+VERBS = {
+    "data": data,
+    "train": train,
+    "tune": tune,
+    "eval": evaluate,
+    "report": report,
+    "dashboard": dashboard,
+    "doctor": doctor,
+    "quickstart": quickstart,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "doctor":  # it must still run when a library the other verbs import is broken
+        return doctor.run(args)
     return run_verb(VERBS[args.verb].run, args)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from open_autoglm.cli.common import console
+from open_autoglm.cli.common import add_lang_option, console
 
 # The default classification space without full fine-tuning, which takes minutes per trial on a CPU.
 QUICKSTART_SPACE = {
@@ -43,12 +43,14 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--n-trials", type=int, default=8, help="trials of the search")
     parser.add_argument("--timeout", type=float, default=200, help="seconds after which no new trial starts")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_lang_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_trial, print_tune_summary
     from open_autoglm.config import validate_config
     from open_autoglm.data.synthetic import write_topic_dataset
+    from open_autoglm.report import write_report
     from open_autoglm.search.job import run_tune
 
     source = write_topic_dataset(
@@ -85,5 +87,6 @@ def run(args: argparse.Namespace) -> int:
             f"test {metric}: {best:.4f} against {default:.4f} for the default configuration "
             f"({100 * (best - default):+.1f} points)"
         )
-    console.print(f"run folder: {config.run_dir} (summary.json, model/, trials/, study.db)")
+    console.print(f"report: {write_report(config.run_dir, args.lang)}")
+    console.print(f"run folder: {config.run_dir} (summary.json, report.html, model/, trials/, study.db)")
     return 0

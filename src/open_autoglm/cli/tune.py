@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from open_autoglm.cli.common import add_config_options, config_from_args, console
+from open_autoglm.cli.common import add_config_options, add_lang_option, config_from_args, console
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -20,10 +20,12 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     )
     parser.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     parser.add_argument("--fresh", action="store_true", help="delete the run folder's study and start over")
+    add_lang_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_trial, print_tune_summary
+    from open_autoglm.report import write_report
     from open_autoglm.search.job import run_tune
 
     for flag, key in (
@@ -42,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     summary = run_tune(config, on_trial=print_trial)
     print_tune_summary(summary)
+    console.print(f"report: {write_report(config.run_dir, args.lang)}")
     console.print(f"run folder: {config.run_dir}")
     return 0

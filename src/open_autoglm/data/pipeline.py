@@ -127,16 +127,22 @@ def _processed_batches(
             yield pending.popleft(), batch
 
 
-def _read_batches(
-    config: Config, files: list[InputFile], report: DataReport
-) -> Iterator[list[tuple[int, Record | Malformed]]]:
+def read_options(config: Config) -> ReadOptions:
+    """How the config says its data files are read (the same for training data and evaluation files)."""
     data = config.data
-    options = ReadOptions(
+    return ReadOptions(
         task=config.task,
         text_field=data.text_field,
         label_field=data.label_field,
         columns=tuple(data.columns) if data.columns else None,
     )
+
+
+def _read_batches(
+    config: Config, files: list[InputFile], report: DataReport
+) -> Iterator[list[tuple[int, Record | Malformed]]]:
+    data = config.data
+    options = read_options(config)
     batch: list[tuple[int, Record | Malformed]] = []
     for index, f in enumerate(files):
         fmt = detect_format(f.path) if data.format == "auto" else data.format

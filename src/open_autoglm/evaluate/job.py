@@ -181,4 +181,3 @@ def _interval_comparison(
             }
         comparison[name] = entry
     return comparison
-

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.config import Config
+from open_autoglm.data.pipeline import read_options
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.process import RowProcessor
-from open_autoglm.data.readers import ReadOptions, read_records
+from open_autoglm.data.readers import read_records
 
 
 @dataclass
@@ -35,13 +36,7 @@ def _file_rows(config: Config, path: Path) -> EvaluationRows:
     """Every row is scored or quarantined with its line: cleaning and PII scrubbing match training (the model
     never saw raw phone numbers), but no quality filter drops a test row."""
     data = config.data
-    options = ReadOptions(
-        task=config.task,
-        text_field=data.text_field,
-        label_field=data.label_field,
-        columns=tuple(data.columns) if data.columns else None,
-    )
-    good, bad = read_records(path, options, data.format, max_bad_ratio=data.max_bad_ratio)
+    good, bad = read_records(path, read_options(config), data.format, max_bad_ratio=data.max_bad_ratio)
     unfiltered = data.model_copy(update={"filter": data.filter.model_copy(update={"enabled": False})})
     processor = RowProcessor(unfiltered, config.task)
     return EvaluationRows(

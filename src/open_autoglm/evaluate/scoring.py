@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
 from open_autoglm.evaluate.metrics import (
     classification_metrics,
     classification_statistic,
     generation_metrics,
     generation_statistic,
 )
-from torch import nn
-from transformers import PreTrainedTokenizerBase
-
 from open_autoglm.evaluate.predict import (
     Pass,
     conversation_examples,

@@ -43,7 +43,7 @@ def _auto_device() -> str:
 
 def supports_bf16(device: str) -> bool:
     if device == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))  # emulated bf16 is slow
     if device == "cpu":
         return cpu_has_native_bf16()
     return False

@@ -25,6 +25,7 @@ from open_autoglm.config import Config, dump_config, load_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData, read_written_splits
 from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
+from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.search.measure import latency_ms
 from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import Direction, pareto_front, resolve_weights, study_directions
@@ -48,6 +49,18 @@ def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | Non
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
 
+    with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:  # the whole study, worker processes included
+        summary = _search(config, on_trial, started)
+    summary["resources"] = monitor.summary()
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
+
+
+def _search(
+    config: Config, on_trial: Callable[[optuna.Study, int], None] | None, started: float
+) -> dict[str, Any]:
+    """Steps 1 to 6 of the module docstring; returns the summary."""
+    run_dir = config.run_dir
     # 1. Data, prepared once for all trials (reused when unchanged);
     # 2. the space, checked against the config before any trial runs.
     loaded = load_data(config)
@@ -82,11 +95,7 @@ def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | Non
     best, front = pick_best(study, config)
     _install_best_model(run_dir, best)
     refit = _refit(config, best, loaded) if config.search.refit else None
-    summary = build_tune_summary(
-        config, study, best, front, refit, time.perf_counter() - started, task.metric
-    )
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    return summary
+    return build_tune_summary(config, study, best, front, refit, time.perf_counter() - started, task.metric)
 
 
 def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_index: int) -> SearchContext:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import psutil
 import torch
 
 LATENCY_EXAMPLES = 32
@@ -30,41 +28,3 @@ def latency_ms(model: Any, examples: Sequence[Sequence[int]], device: torch.devi
         model.train(was_training)
     timings.sort()
     return timings[len(timings) // 2]
-
-
-class PeakMemory:
-    """Peak memory during a block: CUDA's allocator peak on a GPU, else resident memory sampled in a thread."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        self.interval = interval
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._cuda = torch.cuda.is_available()
-
-    def __enter__(self) -> PeakMemory:
-        if self._cuda:
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._cuda:
-            self.peak_bytes = torch.cuda.max_memory_allocated()
-        else:
-            self._stop.set()
-            assert self._thread is not None
-            self._thread.join()
-
-    def _sample(self) -> None:
-        process = psutil.Process()
-        while True:
-            self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
-            if self._stop.wait(self.interval):
-                return
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_bytes / 2**20

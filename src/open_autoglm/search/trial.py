@@ -24,7 +24,8 @@ from open_autoglm.config import Config
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.methods import METHODS
 from open_autoglm.models import resolve_model_path
-from open_autoglm.search.measure import PeakMemory, latency_ms
+from open_autoglm.monitor import RESOURCES_FILE, PeakMemory, ResourceMonitor
+from open_autoglm.search.measure import latency_ms
 from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import Direction, pareto_front, weighted_score
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
@@ -107,7 +108,7 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
             json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8"
         )
         config = _fit_memory(config, trial)
-        with PeakMemory() as peak:
+        with ResourceMonitor(trial_dir / RESOURCES_FILE), PeakMemory() as peak:
             fit_result = fit(
                 config,
                 trial_dir,

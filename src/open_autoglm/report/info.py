@@ -1,0 +1,395 @@
+"""A run folder read into plain data: what the report shows, computed apart from how it is drawn.
+
+Lenient, as artifacts should be: config.yaml is the one file a run folder must have. A train run has no study, a
+killed run no summary.json, an older run no resources.jsonl or eval.json; whatever is missing leaves its part
+empty (None or []), and the renderer leaves that section out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import BaseStorage
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+MIN_TRIALS_FOR_IMPORTANCE = 3  # PED-ANOVA contrasts the best trials with the rest: it needs a few of each
+LOWER_IS_BETTER = {"loss", "perplexity"}
+
+
+@dataclass
+class TrialInfo:
+    """One trial (a train run is one trial, number 0) as the report shows it."""
+
+    number: int
+    state: str  # complete | pruned | fail | running | waiting
+    role: str  # default (the config as written) | seed | sampled | train
+    params: dict[str, Any]
+    value: float | None  # the study's target (see StudyInfo.target); a pruned trial's last reported value
+    values: list[float] | None  # every objective value, for a Pareto front
+    reason: str | None  # why it was pruned or failed
+    seconds: float | None
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (epoch, primary validation metric)
+    loss: list[tuple[float, float]] = field(default_factory=list)  # (epoch, training loss)
+
+
+@dataclass
+class ParamInfo:
+    name: str
+    kind: str  # float | int | categorical
+    log: bool
+
+
+@dataclass
+class Importance:
+    """Share of each parameter in reaching the best trials (sums to 1), or a note saying why there is none."""
+
+    values: dict[str, float]  # largest first
+    evaluator: str
+    note: str | None = None  # a label (report.labels) to fill with note_args
+    note_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StudyInfo:
+    objectives: list[str]  # quality, latency, memory, params, size
+    directions: list[str]  # maximize | minimize, one per stored value
+    target: str  # what TrialInfo.value holds: the metric, or "score" (several objectives, weighted)
+    maximize: bool  # the target's direction
+    params: list[ParamInfo]
+    importance: Importance
+    pareto: list[int]  # trial numbers on the front when the study keeps several values
+
+
+@dataclass
+class ComparisonRow:
+    """One model's metrics beside the best configuration's."""
+
+    kind: str  # best_validation | best_test | default | untuned | evaluated | eval_baseline
+    metrics: dict[str, float]
+    trial: int | None = None  # the search trial it comes from
+    source: str = ""  # what eval.json measured: its data, or the baseline's name and source
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    name: str
+    kind: str  # tune | train
+    task: str | None
+    metric: str
+    greater_is_better: bool
+    model: str | None
+    summary: dict[str, Any]
+    trials: list[TrialInfo]
+    study: StudyInfo | None
+    comparison: list[ComparisonRow]
+    data: dict[str, Any] | None  # data/data_report.json
+    resources: list[dict[str, Any]]  # samples of resources.jsonl, each with elapsed_s from the first
+    evaluation: dict[str, Any] | None  # eval.json
+    export: list[dict[str, Any]] | None  # export/export_report.json variants
+    notes: list[str]  # what could not be read, said in the report instead of failing it
+
+
+def load_run(run_dir: Path) -> RunInfo:
+    """Everything the report shows about `run_dir`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no config.yaml")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    summary = read_json(run_dir / "summary.json") or {}
+    notes: list[str] = []
+    study = _load_study(run_dir, config, notes)
+    metric = summary.get("metric") or _guess_metric(run_dir)
+    greater = summary.get("greater_is_better", metric not in LOWER_IS_BETTER)
+    if study is not None:
+        trials, study_info = _study_trials(study, run_dir, config, metric, greater)
+    else:
+        trials, study_info = _train_trials(run_dir, summary, metric), None
+    evaluation = read_json(run_dir / "eval.json")
+    export = read_json(run_dir / "export" / "export_report.json")
+    return RunInfo(
+        run_dir=run_dir,
+        name=str(config.get("name") or run_dir.name),
+        kind="tune" if study is not None else "train",
+        task=summary.get("task") or config.get("task"),
+        metric=metric,
+        greater_is_better=bool(greater),
+        model=summary.get("model") or (config.get("model") or {}).get("name"),
+        summary=summary,
+        trials=trials,
+        study=study_info,
+        comparison=comparison_rows(summary, evaluation),
+        data=read_json(run_dir / "data" / "data_report.json"),
+        resources=read_resources(run_dir),
+        evaluation=evaluation,
+        export=(export or {}).get("variants") or None,
+        notes=notes,
+    )
+
+
+def study_storage(run_dir: Path, config: dict[str, Any] | None = None) -> str | BaseStorage | None:
+    """The run's study storage as `tune` chose it (see search.storage), or None when there is none.
+
+    Only opens what exists: Optuna would create an empty study.db for a run folder that has none.
+    """
+    if config is None:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    storage = (config.get("search") or {}).get("storage")
+    if storage in (None, "sqlite"):
+        path = run_dir / "study.db"
+        return f"sqlite:///{path.resolve()}" if path.is_file() else None
+    if storage == "journal":
+        path = run_dir / "study.journal"
+        return JournalStorage(JournalFileBackend(str(path))) if path.is_file() else None
+    return str(storage)
+
+
+def _load_study(run_dir: Path, config: dict[str, Any], notes: list[str]) -> optuna.Study | None:
+    storage = study_storage(run_dir, config)
+    if storage is None:
+        return None
+    try:
+        return optuna.load_study(study_name=str(config.get("name")), storage=storage)
+    except KeyError:
+        return None  # a storage without this run's study: nothing searched here
+    except Exception as err:  # noqa: BLE001 — an unreachable database should not stop the rest of the report
+        notes.append(f"the study storage could not be read: {type(err).__name__}: {err}")
+        return None
+
+
+def _study_trials(
+    study: optuna.Study, run_dir: Path, config: dict[str, Any], metric: str, greater: bool
+) -> tuple[list[TrialInfo], StudyInfo]:
+    objectives = list(
+        study.user_attrs.get("objectives") or (config.get("search") or {}).get("objectives") or ["quality"]
+    )
+    directions = [d.name.lower() for d in study.directions]
+    several = len(directions) > 1
+    quality = objectives.index("quality") if several and "quality" in objectives else 0
+    target = "score" if len(objectives) > 1 and not several else metric
+    maximize = greater if several else directions[0] == "maximize"
+    frozen = study.get_trials(deepcopy=False)
+    trials = []
+    for trial in frozen:
+        curve, loss = read_curves(run_dir / "trials" / str(trial.number) / "metrics.jsonl", metric)
+        trials.append(
+            TrialInfo(
+                number=trial.number,
+                state=trial.state.name.lower(),
+                role=str(trial.user_attrs.get("role", "sampled")),
+                params=dict(trial.params),
+                value=_target_value(trial, quality, curve, target == metric),
+                values=list(trial.values) if trial.values is not None else None,
+                reason=trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason"),
+                seconds=trial.duration.total_seconds() if trial.duration else None,
+                curve=curve,
+                loss=loss,
+            )
+        )
+    complete = [t for t in frozen if t.state == TrialState.COMPLETE]
+    info = StudyInfo(
+        objectives=objectives,
+        directions=directions,
+        target=target,
+        maximize=maximize,
+        params=_params(frozen),
+        importance=importance(study),
+        pareto=sorted(t.number for t in study.best_trials) if several and complete else [],
+    )
+    return trials, info
+
+
+def _target_value(
+    trial: FrozenTrial, quality: int, curve: list[tuple[float, float]], on_metric: bool
+) -> float | None:
+    if trial.state == TrialState.COMPLETE and trial.values is not None:
+        return float(trial.values[quality])
+    if trial.state == TrialState.PRUNED and on_metric and curve:
+        return curve[-1][1]  # where it stood when it was stopped
+    return None
+
+
+def _params(trials: list[FrozenTrial]) -> list[ParamInfo]:
+    found: dict[str, ParamInfo] = {}
+    for trial in trials:
+        for name, dist in trial.distributions.items():
+            if isinstance(dist, CategoricalDistribution):
+                found[name] = ParamInfo(name, "categorical", False)
+            elif isinstance(dist, (FloatDistribution, IntDistribution)):
+                found[name] = ParamInfo(
+                    name, "float" if isinstance(dist, FloatDistribution) else "int", dist.log
+                )
+    return sorted(found.values(), key=lambda p: p.name)
+
+
+def importance(study: optuna.Study) -> Importance:
+    """PED-ANOVA importances (it handles conditional parameters and several objectives), or why there are none."""
+    evaluator = "PED-ANOVA"
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = sorted({name for t in complete for name in t.params})
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        args = {"n": len(complete), "need": MIN_TRIALS_FOR_IMPORTANCE}
+        return Importance({}, evaluator, "importance_too_few", args)
+    if len(names) < 2:
+        return Importance({}, evaluator, "importance_one_param", {"names": ", ".join(names) or "-"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            values = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            )
+        except (
+            ValueError,
+            RuntimeError,
+        ) as err:  # a study shape the evaluator refuses: say so, draw the rest
+            return Importance({}, evaluator, "importance_failed", {"error": f"{type(err).__name__}: {err}"})
+    equal = any("importances will be equal" in str(w.message) for w in caught)
+    shares = {k: float(v) for k, v in values.items()}
+    return Importance(shares, evaluator, "importance_equal" if equal else None)
+
+
+def _train_trials(run_dir: Path, summary: dict[str, Any], metric: str) -> list[TrialInfo]:
+    """A train run as one trial, so its learning curve is drawn as a search's are."""
+    path = run_dir / "trials" / "0" / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    curve, loss = read_curves(path, metric)
+    best = summary.get("best") or {}
+    value = (best.get("validation") or {}).get(metric)
+    return [
+        TrialInfo(
+            number=0,
+            state="complete" if summary else "running",
+            role="train",
+            params=dict(best.get("params") or {}),
+            value=value if value is not None else (curve[-1][1] if curve else None),
+            values=None,
+            reason=None,
+            seconds=(summary.get("compute") or {}).get("seconds"),
+            curve=curve,
+            loss=loss,
+        )
+    ]
+
+
+def read_curves(path: Path, metric: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """The primary validation metric and the training loss by epoch, from metrics.jsonl.
+
+    One point per step: the final evaluation may repeat the last periodic one.
+    """
+    curve: dict[int, tuple[float, float]] = {}
+    loss: dict[int, tuple[float, float]] = {}
+    for row in read_jsonl(path):
+        if not _is_number(row.get("value")):
+            continue  # a diverged loss, or a perplexity of infinity
+        point = (float(row.get("epoch") or 0.0), float(row["value"]))
+        if row.get("split") == "validation" and row.get("name") == metric:
+            curve[int(row.get("step", 0))] = point
+        elif row.get("split") == "train" and row.get("name") == "loss":
+            loss[int(row.get("step", 0))] = point
+    return [curve[s] for s in sorted(curve)], [loss[s] for s in sorted(loss)]
+
+
+def _guess_metric(run_dir: Path) -> str:
+    """The primary metric of a run killed before summary.json: the task metric its trials logged."""
+    names: set[str] = {
+        str(row.get("name"))
+        for path in sorted((run_dir / "trials").glob("*/metrics.jsonl"))[:1]
+        for row in read_jsonl(path)
+        if row.get("split") == "validation"
+    }
+    return next((m for m in ("accuracy", "perplexity") if m in names), "loss")
+
+
+def comparison_rows(summary: dict[str, Any], evaluation: dict[str, Any] | None) -> list[ComparisonRow]:
+    """The best configuration, then what it is measured against: the config as written, the untuned model,
+    and the baselines of `autoglm eval`."""
+    rows = []
+    best = summary.get("best") or {}
+    for split in ("validation", "test"):
+        if best.get(split):
+            rows.append(ComparisonRow(f"best_{split}", best[split], best.get("trial")))
+    default = summary.get("default") or {}
+    if default.get("validation"):
+        rows.append(ComparisonRow("default", default["validation"], default.get("trial")))
+    untuned = (summary.get("baseline") or {}).get("metrics")
+    if untuned:
+        rows.append(ComparisonRow("untuned", untuned))
+    if evaluation:
+        data = str(evaluation.get("data") or "")
+        rows.append(ComparisonRow("evaluated", evaluation.get("metrics") or {}, source=data))
+        for baseline in evaluation.get("baselines") or []:
+            source = f"{baseline.get('name', '')}: {baseline.get('source', '')}"
+            rows.append(ComparisonRow("eval_baseline", baseline.get("metrics") or {}, source=source))
+    return [ComparisonRow(r.kind, _numbers(r.metrics), r.trial, r.source) for r in rows]
+
+
+def read_resources(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's resource samples (else its trials', merged in time order), each with elapsed_s from the first."""
+    paths = [run_dir / "resources.jsonl"]
+    if not paths[0].is_file():
+        paths = sorted((run_dir / "trials").glob("*/resources.jsonl"))
+    samples = [row for path in paths for row in read_jsonl(path)]
+    stamps = [t for t in (_timestamp(s.get("time")) for s in samples) if t is not None]
+    if samples and len(stamps) == len(samples):  # one clock for samples from several files
+        for sample, stamp in zip(samples, stamps, strict=True):
+            sample["elapsed_s"] = stamp - min(stamps)
+    timed = [s for s in samples if _is_number(s.get("elapsed_s"))]
+    return sorted(timed, key=lambda s: float(s["elapsed_s"]))
+
+
+def _timestamp(value: Any) -> float | None:
+    """Seconds since the epoch from a number or an ISO 8601 string."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if _is_number(v)}
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (JSON's NaN and Infinity cannot be drawn)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None when the file is absent or not one (a report section is then left out)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a .jsonl file; lines that are not one (the torn last line of a killed run) skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows

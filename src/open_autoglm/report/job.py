@@ -1,0 +1,16 @@
+"""`autoglm report`: read the run folder, draw it, write RUN_DIR/report.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from open_autoglm.report.info import load_run
+from open_autoglm.report.render import render_report
+
+
+def write_report(run_dir: Path, lang: str = "en") -> Path:
+    """Write the run's self-contained report (English or Chinese) and return its path."""
+    page = render_report(load_run(Path(run_dir)), lang)
+    path = Path(run_dir) / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
