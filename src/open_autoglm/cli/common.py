@@ -60,6 +60,8 @@ def setup_logging(quiet: bool) -> None:
     import transformers
 
     transformers.logging.set_verbosity_warning()
+    if quiet:
+        transformers.logging.disable_progress_bar()  # "Loading weights" bars
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print one line per trial ourselves
