@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 
 from open_autoglm import doctor
 from open_autoglm.cli import doctor as doctor_cli
-from open_autoglm.doctor import Check, check_optional, check_packages, check_write_access, run_checks
+from open_autoglm.doctor import Check, check_packages, check_write_access, run_checks
 
 # The verb as the CLI runs it, through its own parser (cli/__init__ registers it the same way).
 
@@ -77,13 +77,6 @@ def test_a_missing_package_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     optuna = by_name(check_packages())["optuna"]
     assert optuna.status == "FAIL" and "not installed" in optuna.detail
     assert optuna.fix.startswith("pip install 'optuna")
-
-
-def test_missing_onnxruntime_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "installed_version", lambda name: None)
-    check = check_optional("onnxruntime", "autoglm export --onnx")
-    assert (check.status, check.detail) == ("WARN", "not installed; needed for autoglm export --onnx")
-    assert check.fix == "pip install onnxruntime"
 
 
 def test_import_names_come_from_the_installed_metadata() -> None:

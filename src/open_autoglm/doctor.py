@@ -31,8 +31,6 @@ DISK_WARN_GB = 5.0  # a search keeps a checkpoint per trial; a few GB go quickly
 DISK_FAIL_GB = 0.5  # not even one checkpoint of a small model
 GPU_MEMORY_WARN_GB = 2.0  # less free than this: another process holds the GPU
 GB = 1e9
-# Libraries a later verb needs that installing open-autoglm does not bring: name -> what needs it.
-OPTIONAL = {"onnxruntime": "autoglm export --onnx"}
 
 
 @dataclass(frozen=True)
@@ -184,12 +182,7 @@ def check_packages() -> list[Check]:
         for requirement in map(Requirement, metadata.requires(DISTRIBUTION) or [])
         if requirement.marker is None or requirement.marker.evaluate({"extra": ""})
     ]
-    checks = [_guarded(r.name, partial(check_requirement, r)) for r in requirements]
-    required = {canonicalize_name(r.name) for r in requirements}
-    for name, needed_by in OPTIONAL.items():
-        if canonicalize_name(name) not in required:
-            checks.append(_guarded(name, partial(check_optional, name, needed_by)))
-    return checks
+    return [_guarded(r.name, partial(check_requirement, r)) for r in requirements]
 
 
 def check_requirement(requirement: Requirement) -> Check:
@@ -209,18 +202,6 @@ def check_requirement(requirement: Requirement) -> Check:
             f"pip install --force-reinstall '{requirement}'",
         )
     return Check(name, "OK", f"{version}{wanted}")
-
-
-def check_optional(name: str, needed_by: str) -> Check:
-    version = installed_version(name)
-    if version is None:
-        return Check(name, "WARN", f"not installed; needed for {needed_by}", f"pip install {name}")
-    failure = import_failure(name)
-    if failure:
-        return Check(
-            name, "WARN", f"{version} is installed but {failure}", f"pip install --force-reinstall {name}"
-        )
-    return Check(name, "OK", version)
 
 
 def installed_version(distribution: str) -> str | None:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from open_autoglm import __version__
-from open_autoglm.cli import dashboard, data, doctor, evaluate, quickstart, report, train, tune
+from open_autoglm.cli import dashboard, data, doctor, evaluate, export, quickstart, report, train, tune
 from open_autoglm.cli.common import run_verb
 
 VERBS = {
@@ -15,6 +15,7 @@ VERBS = {
     "train": train,
     "tune": tune,
     "eval": evaluate,
+    "export": export,
     "report": report,
     "dashboard": dashboard,
     "doctor": doctor,

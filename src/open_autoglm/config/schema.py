@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from open_autoglm.config.base import StrictModel
 from open_autoglm.config.data import DataConfig
 from open_autoglm.config.sections import (
+    ExportConfig,
     MethodConfig,
     ModelConfig,
     SearchConfig,
@@ -26,6 +27,7 @@ class Config(StrictModel):
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     quiet: bool = Field(False, description="no progress bars (CI logs)")
 
     @field_validator("name")

@@ -206,3 +206,13 @@ class SearchConfig(StrictModel):
         if "none" in self.pruner and len(self.pruner) > 1:
             raise ValueError(f"search.pruner: none cannot be combined with others: {self.pruner}")
         return self
+
+
+class ExportConfig(StrictModel):
+    max_quality_drop: float = Field(
+        0.01, ge=0.0, description="a variant may lose this much of the primary metric (0.01 = 1 point)"
+    )
+    calibration_rows: int = Field(
+        300, ge=100, le=1000, description="train rows that calibrate static INT8 activation ranges"
+    )
+    opset: int = Field(18, ge=17, description="ONNX opset of the exported model")

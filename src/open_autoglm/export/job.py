@@ -1,0 +1,173 @@
+"""`autoglm export`: a trained classifier made deployable, top to bottom.
+
+model/ → merged/ (adapter merged, checked) → PyTorch dynamic INT8 → model.onnx (fused, checked against PyTorch)
+→ model.int8.onnx (dynamic) and model.int8-static.onnx (calibrated on train rows) → the comparison on the test
+split → export_report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from open_autoglm.config import Config
+from open_autoglm.data.prepared import load_data
+from open_autoglm.export.compare import Variant, build_report, measure, onnx_logits, torch_logits
+from open_autoglm.export.merge import merge_model
+from open_autoglm.export.onnx import (
+    TextCalibration,
+    export_onnx,
+    optimize_transformer,
+    quantize_onnx_dynamic,
+    quantize_onnx_static,
+)
+from open_autoglm.export.torch_int8 import quantize_linear_int8, serialised_size_mb
+from open_autoglm.train.tasks import TASKS
+from open_autoglm.versions import versions
+
+EXPORT_REPORT = "export_report.json"
+ONNX_ATOL = 1e-4  # the fp32 graph must compute what PyTorch computes, up to float reordering
+ONNX_FILES = ("model.onnx", "model.int8.onnx", "model.int8-static.onnx")
+CHECK_ROWS = 16  # rows the merge and ONNX equivalence checks run on
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportOptions:
+    model: Path  # a model folder written by train or tune
+    onnx: bool = True
+    quantize: tuple[str, ...] = ("dynamic", "static")  # dynamic: PyTorch and ONNX; static: ONNX only
+    latency_rows: int = 50  # texts timed one at a time
+    out: Path | None = None  # default: <run>/export
+
+
+def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
+    """Make the variants the options ask for in <run>/export/, compare them, write and return the report."""
+    if config.task != "classification":
+        raise ValueError(f"autoglm export handles classification models for now, not task {config.task!r}")
+    if "static" in options.quantize and not options.onnx:
+        raise ValueError("static INT8 is an ONNX Runtime quantization: add --onnx")
+    out_dir = options.out or config.run_dir / "export"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ONNX_FILES:  # an earlier export's files would sit beside a report that does not list them
+        (out_dir / name).unlink(missing_ok=True)
+
+    # 1. Data: the test split scores every variant; train rows calibrate static INT8.
+    splits = load_data(config).splits
+    test = splits.get("test") or []
+    if not test:
+        raise ValueError(f"{config.run_dir / 'data'} has no test split to compare the variants on")
+
+    # 2. The full fp32 model (an adapter merged into its base, checked on a few rows).
+    merged = merge_model(options.model, out_dir / "merged", [str(r["text"]) for r in test[:CHECK_ROWS]])
+    meta, tokenizer = merged.meta, merged.tokenizer
+    if meta["objective"] != "seq_cls":
+        raise ValueError(
+            f"{options.model} is a {meta['objective']} model; export handles classifiers for now"
+        )
+    labels = list(meta["labels"])
+    max_length = int(meta.get("max_length", config.data.max_length))
+    prefix = meta.get("text_prefix", "")
+    texts = [prefix + str(r["text"]) for r in test]
+    truth = [labels.index(str(r["label"])) for r in test]
+    variants = [
+        Variant(
+            "fp32-pytorch",
+            "pytorch",
+            merged.path,
+            _folder_mb(merged.path, "*.safetensors"),
+            torch_logits(merged.model, tokenizer, max_length),
+        )
+    ]
+
+    # 3. PyTorch dynamic INT8 (measured in memory; see torch_int8.py for why it is not saved).
+    if "dynamic" in options.quantize:
+        int8 = quantize_linear_int8(merged.model)
+        variants.append(
+            Variant(
+                "int8-dynamic-pytorch",
+                "pytorch",
+                None,
+                serialised_size_mb(int8),
+                torch_logits(int8, tokenizer, max_length),
+            )
+        )
+
+    # 4. ONNX: export, fuse, check against PyTorch, then quantize.
+    fused: dict[str, int] = {}
+    if options.onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = export_onnx(merged.model, tokenizer, Path(tmp) / "raw.onnx", config.export.opset)
+            onnx_path = out_dir / "model.onnx"
+            fused = optimize_transformer(raw, onnx_path, merged.model.config)
+            _check_onnx(variants[0], onnx_path, tokenizer, max_length, texts[:CHECK_ROWS])
+            variants.append(_onnx_variant("fp32-onnx", onnx_path, tokenizer, max_length))
+            if "dynamic" in options.quantize:  # from the fused graph: ORT has int8 kernels for its fused ops
+                path = quantize_onnx_dynamic(onnx_path, out_dir / "model.int8.onnx")
+                variants.append(_onnx_variant("int8-dynamic-onnx", path, tokenizer, max_length))
+            if (
+                "static" in options.quantize
+            ):  # from the unfused graph: QDQ needs every tensor's type, and ONNX
+                # shape inference cannot type the outputs of ORT's fused operators
+                calibration = _calibration_texts(splits.get("train") or test, config, prefix)
+                reader = TextCalibration(tokenizer, calibration, max_length)
+                path = quantize_onnx_static(raw, out_dir / "model.int8-static.onnx", reader)
+                variants.append(_onnx_variant("int8-static-onnx", path, tokenizer, max_length))
+
+    # 5. The comparison.
+    metric = TASKS.get(config.task).metric
+    rows = [measure(v, texts, truth, labels, options.latency_rows) for v in variants]
+    report = build_report(config.task, metric, config.export.max_quality_drop, rows)
+    report |= {
+        "model": str(options.model),
+        "test_rows": len(texts),
+        "merge_max_abs_diff": merged.max_abs_diff,
+        "onnx_fused_operators": fused,
+    }
+    report["versions"] = versions()
+    (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    for row in report["variants"]:
+        if not row["within_tolerance"]:
+            logger.warning(
+                "%s breaks the tolerance: %s drops by %.4f (> %g)",
+                row["name"],
+                metric,
+                row["quality_drop"],
+                report["tolerance"],
+            )
+    return report
+
+
+def _check_onnx(
+    reference: Variant, onnx_path: Path, tokenizer: Any, max_length: int, texts: list[str]
+) -> None:
+    diff = float(np.abs(onnx_logits(onnx_path, tokenizer, max_length)(texts) - reference.logits(texts)).max())
+    if diff > ONNX_ATOL:
+        raise ValueError(f"{onnx_path}: its logits differ from PyTorch's by {diff:.2e} (> {ONNX_ATOL:g})")
+    logger.info("model.onnx matches PyTorch (largest logit difference %.2e)", diff)
+
+
+def _onnx_variant(name: str, path: Path, tokenizer: Any, max_length: int) -> Variant:
+    return Variant(name, "onnx", path, _mb(path), onnx_logits(path, tokenizer, max_length))
+
+
+def _calibration_texts(rows: list[dict[str, Any]], config: Config, prefix: str) -> list[str]:
+    """A seeded sample of `export.calibration_rows` rows (all of them when there are fewer)."""
+    count = min(config.export.calibration_rows, len(rows))
+    chosen = random.Random(config.train.seed).sample(rows, count)
+    return [prefix + str(r["text"]) for r in chosen]
+
+
+def _mb(path: Path) -> float:
+    return path.stat().st_size / 2**20
+
+
+def _folder_mb(folder: Path, pattern: str) -> float:
+    return sum(f.stat().st_size for f in folder.glob(pattern)) / 2**20

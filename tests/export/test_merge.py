@@ -1,0 +1,69 @@
+"""Merging an adapter: the merged folder is a full model that predicts what base+adapter predicted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from export_fixtures import trained_lora_fixture  # noqa: F401  (the trained_lora fixture)
+
+from open_autoglm.data.prepared import load_data
+from open_autoglm.export.merge import logits_of, merge_model
+from open_autoglm.models import load_finetuned
+
+
+def test_merged_lora_is_a_full_model_with_the_same_logits(trained_lora, tmp_path) -> None:
+    config = trained_lora
+    texts = [r["text"] for r in load_data(config).splits["test"]]
+    merged = merge_model(config.run_dir / "model", tmp_path / "merged", texts[:8])
+    assert merged.max_abs_diff <= 1e-4
+    folder = tmp_path / "merged"
+    assert (folder / "model.safetensors").exists() and not (folder / "adapter_config.json").exists()
+    meta = json.loads((folder / "autoglm.json").read_text())
+    assert meta["merged_from"] == "lora" and meta["labels"] and meta["objective"] == "seq_cls"
+
+    adapter, tokenizer, _ = load_finetuned(config.run_dir / "model")
+    full, _, _ = load_finetuned(folder)
+    assert not hasattr(full, "peft_config")  # loaded as a plain transformers model
+    expected = logits_of(adapter, tokenizer, texts, 24)
+    got = logits_of(full, tokenizer, texts, 24)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    assert got.argmax(-1).tolist() == expected.argmax(-1).tolist()
+
+
+def test_a_broken_merge_is_refused(trained_lora, tmp_path, monkeypatch) -> None:
+    from peft.tuners.lora import LoraModel
+
+    original = LoraModel.merge_and_unload
+
+    def perturbed(self, *args, **kwargs):
+        model = original(self, *args, **kwargs)
+        with torch.no_grad():
+            model.classifier.weight.add_(0.1)
+        return model
+
+    monkeypatch.setattr(LoraModel, "merge_and_unload", perturbed)
+    with pytest.raises(ValueError, match="differ from base"):
+        merge_model(trained_lora.run_dir / "model", tmp_path / "merged", ["alpha beta", "gamma"])
+    assert not (tmp_path / "merged").exists()
+
+
+def test_a_full_fine_tune_is_copied_as_it_is(trained_lora, tmp_path) -> None:
+    from open_autoglm.train.job import run_train
+
+    config = trained_lora.model_copy(
+        update={
+            "name": "full",
+            "method": trained_lora.method.model_validate({"name": "full"}),
+            "train": trained_lora.train.model_copy(update={"epochs": 1}),
+        }
+    )
+    run_train(config)
+    merged = merge_model(config.run_dir / "model", tmp_path / "merged", ["unused"])
+    assert merged.max_abs_diff == 0.0
+    assert sorted(p.name for p in (tmp_path / "merged").iterdir()) == sorted(
+        p.name for p in (config.run_dir / "model").iterdir()
+    )
+    model, _, meta = load_finetuned(tmp_path / "merged")
+    assert meta["method"] == "full" and not hasattr(model, "peft_config")
