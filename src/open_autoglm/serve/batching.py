@@ -1,0 +1,77 @@
+"""Dynamic batching: texts from concurrent requests wait a few milliseconds in a queue, then run as one forward
+pass in a worker thread, and each request's future gets its own results back.
+
+While a batch runs, new texts pile up in the queue, so under load batches fill by themselves; a lone request
+waits at most `max_wait_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class DynamicBatcher(Generic[Item, Result]):
+    def __init__(
+        self, run_batch: Callable[[list[Item]], Sequence[Result]], max_batch: int, max_wait_s: float
+    ) -> None:
+        self.run_batch, self.max_batch, self.max_wait_s = run_batch, max_batch, max_wait_s
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, items: Sequence[Item]) -> list[Result]:
+        """Results for `items`, in order, once the batches holding them have run."""
+        if self._worker is None:  # started on first use, in the server's own event loop
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._work())
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        for item, future in zip(items, futures, strict=True):
+            self._queue.put_nowait((item, future))
+        return list(await asyncio.gather(*futures))
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+
+    async def _gather(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        assert self._queue is not None
+        batch = [await self._queue.get()]
+        deadline = asyncio.get_running_loop().time() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    async def _work(self) -> None:
+        while True:
+            batch = await self._gather()
+            waiting = [
+                (item, future) for item, future in batch if not future.done()
+            ]  # a cancelled request left
+            if not waiting:
+                continue
+            try:
+                results = await asyncio.to_thread(self.run_batch, [item for item, _ in waiting])
+            except Exception as err:  # the requests in this batch fail; the worker carries on
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, future), result in zip(waiting, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

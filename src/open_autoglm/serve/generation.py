@@ -1,0 +1,191 @@
+"""Text generation with the KV cache: whole replies, or token by token through a TextIteratorStreamer that a
+generate() thread fills. Stop strings end a reply and are cut from it, as OpenAI does."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from open_autoglm.evaluate.predict import device_of
+from open_autoglm.serve.served_model import ServedModel
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Reply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (end of sequence or a stop string) or "length"
+
+
+class StopScanner:
+    """Cuts streamed text at the first stop string, holding back a tail that could still begin one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops, self.buffer, self.stopped = stops, "", False
+        self.hold = max((len(s) for s in stops), default=1) - 1
+
+    def feed(self, text: str) -> str:
+        """Text now safe to send."""
+        if self.stopped:
+            return ""
+        self.buffer += text
+        cut = min((i for i in (self.buffer.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            safe, self.buffer = self.buffer[:cut], ""
+            return safe
+        safe_length = max(len(self.buffer) - self.hold, 0)
+        safe, self.buffer = self.buffer[:safe_length], self.buffer[safe_length:]
+        return safe
+
+    def flush(self) -> str:
+        rest, self.buffer = ("" if self.stopped else self.buffer), ""
+        return rest
+
+
+class _Cancelled(StoppingCriteria):
+    """Ends generation when the client has gone, instead of computing a reply nobody reads."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )  # type: ignore[return-value]
+
+
+class _StopStrings(StoppingCriteria):
+    """Ends generation once the reply contains a stop string. (transformers' own `stop_strings` fails on some
+    vocabularies, word-level ones among them; decoding the reply so far works for every tokenizer.)"""
+
+    def __init__(self, served: ServedModel, prompt_tokens: int, stops: tuple[str, ...]) -> None:
+        self.tokenizer, self.prompt_tokens, self.stops = served.tokenizer, prompt_tokens, stops
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        replies = self.tokenizer.batch_decode(input_ids[:, self.prompt_tokens :], skip_special_tokens=True)
+        done = [any(stop in reply for stop in self.stops) for reply in replies]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+def encode_prompt(served: ServedModel, prompt: str, chat: bool) -> dict[str, torch.Tensor]:
+    """A chat prompt already carries its special tokens (as rendered in training); a raw prompt gets the
+    tokenizer's usual ones."""
+    encoded = served.tokenizer(prompt, add_special_tokens=not chat, return_tensors="pt")
+    return {key: value.to(device_of(served.model)) for key, value in encoded.items()}
+
+
+def _generate_kwargs(
+    served: ServedModel, encoded: dict[str, torch.Tensor], sampling: Sampling
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        **encoded,
+        "max_new_tokens": sampling.max_tokens,
+        "use_cache": True,
+        "pad_token_id": served.tokenizer.pad_token_id,
+    }
+    if sampling.temperature > 0:
+        kwargs |= {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+    else:
+        kwargs |= {"do_sample": False, "temperature": None, "top_p": None}
+    if sampling.stop:
+        prompt_tokens = encoded["input_ids"].shape[1]
+        kwargs["stopping_criteria"] = StoppingCriteriaList(
+            [_StopStrings(served, prompt_tokens, sampling.stop)]
+        )
+    return kwargs
+
+
+def _finish_reason(new_tokens: int, sampling: Sampling, stopped_by_string: bool) -> str:
+    return "length" if new_tokens >= sampling.max_tokens and not stopped_by_string else "stop"
+
+
+@torch.inference_mode()
+def generate_reply(served: ServedModel, encoded: dict[str, torch.Tensor], sampling: Sampling) -> Reply:
+    """One whole reply (blocking: run it in a worker thread)."""
+    prompt_tokens = encoded["input_ids"].shape[1]
+    with served.lock:
+        output = served.model.generate(**_generate_kwargs(served, encoded, sampling))  # type: ignore[operator]
+    new_ids = output[0, prompt_tokens:]  # (new,)
+    scanner = StopScanner(sampling.stop)
+    text = scanner.feed(str(served.tokenizer.decode(new_ids, skip_special_tokens=True)))
+    text += scanner.flush()
+    return Reply(text, prompt_tokens, len(new_ids), _finish_reason(len(new_ids), sampling, scanner.stopped))
+
+
+class ReplyStream:
+    """Iterate to get text pieces as they are generated; `finish_reason` and `completion_tokens` are set once
+    iteration ends.
+
+    Iteration blocks: the server pulls each piece in a worker thread. `cancel()` stops the generate thread.
+    """
+
+    def __init__(self, served: ServedModel, encoded: dict[str, torch.Tensor], sampling: Sampling) -> None:
+        self.served, self.sampling = served, sampling
+        self.prompt_tokens = encoded["input_ids"].shape[1]
+        self.completion_tokens = 0
+        self.finish_reason: str | None = None
+        self.streamer = TextIteratorStreamer(served.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.scanner = StopScanner(sampling.stop)
+        self.cancelled = threading.Event()
+        self.output: torch.Tensor | None = None  # (1, prompt + new)
+        self.error: BaseException | None = None
+        kwargs = _generate_kwargs(served, encoded, sampling)
+        criteria = kwargs.setdefault("stopping_criteria", StoppingCriteriaList())
+        criteria.append(_Cancelled(self.cancelled))
+        kwargs["streamer"] = self.streamer
+        self.thread = threading.Thread(target=self._run, args=(kwargs,), daemon=True)
+        self.thread.start()
+
+    @torch.inference_mode()
+    def _run(self, kwargs: dict[str, Any]) -> None:
+        try:
+            with self.served.lock:
+                self.output = self.served.model.generate(**kwargs)  # type: ignore[operator]
+        except BaseException as err:  # re-raised in the reading thread
+            self.error = err
+            self.streamer.end()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.finish_reason is not None:
+            raise StopIteration
+        for piece in self.streamer:
+            safe = self.scanner.feed(piece)
+            if self.scanner.stopped:
+                self.cancel()  # the reply has ended: no need to generate on
+            if safe:
+                return safe
+        self.thread.join()
+        if self.error is not None:
+            raise RuntimeError("generation failed") from self.error
+        if self.output is not None:
+            self.completion_tokens = self.output.shape[1] - self.prompt_tokens
+        self.finish_reason = _finish_reason(self.completion_tokens, self.sampling, self.scanner.stopped)
+        rest = self.scanner.flush()
+        if rest:
+            return rest
+        raise StopIteration

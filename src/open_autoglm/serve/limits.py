@@ -1,0 +1,21 @@
+"""What one request may ask of the server: bounds that keep a single client from exhausting it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    max_body_bytes: int = 1_000_000  # a request body larger than this is refused (413) before it is parsed
+    max_tokens: int = 512  # the most new tokens one completion may ask for
+    max_inputs: int = 64  # the most texts one /v1/classify request may carry
+    max_batch: int = 32  # the most texts one classification forward pass gathers
+    max_wait_ms: float = 5.0  # how long the first text of a batch waits for others to join it
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_tokens", "max_inputs", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_wait_ms < 0:
+            raise ValueError("max_wait_ms must not be negative")
