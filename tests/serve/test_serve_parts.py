@@ -45,7 +45,7 @@ def test_batcher_merges_concurrent_submissions_and_keeps_order() -> None:
 
 def test_chat_prompt_is_rendered_as_in_training_without_a_template(tiny_decoder: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_decoder))
-    served = ServedModel("m", None, tokenizer, {"objective": "causal_lm"})  # type: ignore[arg-type]
+    served = ServedModel("m", tokenizer, {"objective": "causal_lm"}, None)
     messages = [{"role": "user", "content": "what do cats say"}]
     prompt = served.chat_prompt(messages)
     expected, _ = prompt_and_reference({"prompt": "what do cats say", "response": "x"}, tokenizer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, SHARED_MODELS
+from conftest import SHARED_DATA
 
 from open_autoglm.config import validate_config
 from open_autoglm.evaluate.job import EvalOptions, run_eval
@@ -59,28 +59,8 @@ def test_minilm_lora_on_sst2(tmp_path: Path) -> None:
     assert result["passed"] and result["speed"]["throughput_per_s"] > 0
 
 
-def test_chinese_e5_lora_on_chnsenticorp(tmp_path: Path) -> None:
-    config = validate_config(
-        {
-            "name": "chn",
-            "output_dir": str(tmp_path),
-            "model": {"name": str(SHARED_MODELS / "multilingual-e5-small-zhen")},
-            "data": {
-                "train": str(SHARED_DATA / "chnsenticorp_htl" / "ChnSentiCorp_htl_all.csv"),
-                "text_field": "review",
-                "text_prefix": "query: ",
-                "max_rows": 400,
-                "max_length": 64,
-                "val_ratio": 0.1,
-                "test_ratio": 0.3,
-            },
-            "method": {"name": "lora", "r": 8},
-            # 2:1 positive:negative; balanced weights keep LoRA from settling on the majority class
-            "train": {"epochs": 3, "lr": 3e-3, "batch_size": 16, "loss": {"class_weights": "balanced"}},
-            "quiet": True,
-        }
-    )
-    summary = run_train(config)
+def test_chinese_e5_lora_on_chnsenticorp(chinese_e5_run) -> None:
+    _, summary = chinese_e5_run
     majority = summary["baseline"]["metrics"]["majority_accuracy"]
     accuracy = summary["best"]["test"]["accuracy"]
     assert accuracy >= max(0.69, majority) + 0.08, (accuracy, majority)

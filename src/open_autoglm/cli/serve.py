@@ -1,6 +1,6 @@
 """`autoglm serve --model PATH [--host 127.0.0.1] [--port 8000] [--api-key KEY]`: an OpenAI-compatible HTTP
-API over a model folder (/v1/completions and /v1/chat/completions for causal models, /v1/classify for
-classifiers, /health, /metrics). Loopback only by default; the API key may also come from AUTOGLM_API_KEY."""
+API over a model folder or an exported ONNX classifier (/v1/completions and /v1/chat/completions for causal
+models, /v1/classify for classifiers, /health, /metrics). Loopback only by default; the API key may also come from AUTOGLM_API_KEY."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     parser = verbs.add_parser(
         name, help="serve a model over an OpenAI-compatible HTTP API", description=__doc__
     )
-    parser.add_argument("--model", type=Path, required=True, help="a model folder written by train or tune")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="a model folder written by train, tune or export (merged/), or an export's .onnx file (e.g. INT8)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
     parser.add_argument(

@@ -18,30 +18,22 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
-from open_autoglm.models.loading import load_finetuned
 from open_autoglm.serve.batching import DynamicBatcher
 from open_autoglm.serve.errors import APIError, install_error_handlers
-from open_autoglm.serve.generation import ReplyStream, Sampling, encode_prompt, generate_reply
+from open_autoglm.serve.generation import Reply, ReplyStream, Sampling, encode_prompt, generate_replies
 from open_autoglm.serve.guard import check_api_key, check_body_size
 from open_autoglm.serve.limits import ServeLimits
+from open_autoglm.serve.loading import load_served
 from open_autoglm.serve.metrics import ServeMetrics
 from open_autoglm.serve.schemas import ChatCompletionRequest, ClassifyRequest, CompletionRequest
-from open_autoglm.serve.served_model import ServedModel, served_name
-
-SERVED_OBJECTIVES = ("seq_cls", "causal_lm")  # a masked LM has no route to serve
+from open_autoglm.serve.served_model import ServedModel
 
 
 def build_app(
     model_dir: str | Path, api_key: str | None = None, limits: ServeLimits | None = None, device: str = "cpu"
 ) -> FastAPI:
-    """Load the model folder and build the app around it."""
-    model, tokenizer, meta = load_finetuned(model_dir, device)
-    if meta.get("objective") not in SERVED_OBJECTIVES:
-        raise ValueError(
-            f"{model_dir}: a {meta.get('objective')} model has nothing to serve "
-            f"(classifiers and causal language models can be served)"
-        )
-    return app_for(ServedModel(served_name(Path(model_dir)), model, tokenizer, meta), api_key, limits)
+    """Load the model (a folder, or an exported .onnx file) and build the app around it."""
+    return app_for(load_served(model_dir, device), api_key, limits)
 
 
 def app_for(served: ServedModel, api_key: str | None = None, limits: ServeLimits | None = None) -> FastAPI:
@@ -54,17 +46,28 @@ def app_for(served: ServedModel, api_key: str | None = None, limits: ServeLimits
         metrics.batched_texts.inc(len(texts))
         return results
 
+    def generate_batch(requests: list[tuple[list[int], Sampling]]) -> list[Reply]:
+        replies = generate_replies(served, requests)
+        metrics.generation_batches.inc()
+        metrics.batched_generations.inc(len(requests))
+        return replies
+
     batcher: DynamicBatcher[str, dict[str, float]] = DynamicBatcher(
         classify_batch, limits.max_batch, limits.max_wait_ms / 1000
+    )
+    generation_batcher: DynamicBatcher[tuple[list[int], Sampling], Reply] = DynamicBatcher(
+        generate_batch, limits.max_generation_batch, limits.max_wait_ms / 1000
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await batcher.close()
+        await generation_batcher.close()
 
     app = FastAPI(title=f"Open-AutoGLM: {served.name}", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.served, app.state.metrics, app.state.limits = served, metrics, limits
+    app.state.generation_batcher = generation_batcher
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -96,6 +99,7 @@ def app_for(served: ServedModel, api_key: str | None = None, limits: ServeLimits
             "created": int(time.time()),
             "owned_by": "open-autoglm",
             "task": served.meta.get("task"),
+            "backend": served.backend,
         }
         return {"object": "list", "data": [card]}
 
@@ -116,7 +120,7 @@ def app_for(served: ServedModel, api_key: str | None = None, limits: ServeLimits
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request) -> Any:
-        return await _generate(served, metrics, limits, body, body.prompt_text(), "text_completion", request)
+        return await _generate(app, body, body.prompt_text(), "text_completion", request)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
@@ -125,7 +129,7 @@ def app_for(served: ServedModel, api_key: str | None = None, limits: ServeLimits
             prompt = served.chat_prompt(messages) if served.generates else ""
         except ValueError as err:  # the tokenizer's template cannot render this conversation
             raise APIError(400, str(err), "invalid_messages") from err
-        return await _generate(served, metrics, limits, body, prompt, "chat.completion", request)
+        return await _generate(app, body, prompt, "chat.completion", request)
 
     return app
 
@@ -144,15 +148,11 @@ def _not_served(served: ServedModel, route: str) -> APIError:
 
 
 async def _generate(
-    served: ServedModel,
-    metrics: ServeMetrics,
-    limits: ServeLimits,
-    body: CompletionRequest | ChatCompletionRequest,
-    prompt: str,
-    kind: str,
-    request: Request,
+    app: FastAPI, body: CompletionRequest | ChatCompletionRequest, prompt: str, kind: str, request: Request
 ) -> Any:
-    """Validate what only the model can judge (its task, the context length), then answer whole or streamed."""
+    """Validate what only the model can judge (its task, the context length), then answer whole (batched with
+    other requests) or streamed."""
+    served, metrics, limits = app.state.served, app.state.metrics, app.state.limits
     _check_model(served, body.model)
     if not served.generates:
         raise _not_served(served, request.url.path)
@@ -180,7 +180,7 @@ async def _generate(
     if body.stream:
         stream = ReplyStream(served, encoded, sampling)
         return StreamingResponse(_events(stream, metrics, kind, envelope), media_type="text/event-stream")
-    reply = await asyncio.to_thread(generate_reply, served, encoded, sampling)
+    [reply] = await app.state.generation_batcher.submit([(encoded["input_ids"][0].tolist(), sampling)])
     metrics.generated_tokens.inc(reply.completion_tokens)
     if kind == "chat.completion":
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": reply.text}}

@@ -1,9 +1,11 @@
-"""Text generation with the KV cache: whole replies, or token by token through a TextIteratorStreamer that a
-generate() thread fills. Stop strings end a reply and are cut from it, as OpenAI does."""
+"""Text generation with the KV cache: whole replies — several requests' prompts left-padded into one generate()
+call — or token by token through a TextIteratorStreamer that a generate() thread fills. Stop strings end a reply
+and are cut from it, as OpenAI does."""
 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +88,31 @@ class _StopStrings(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
+class _RowLimits(StoppingCriteria):
+    """Ends each row of a batch at its own max_tokens or stop string, and records how many tokens it had then:
+    after a row ends, generate() pads it, and padding may be the end-of-sequence token itself."""
+
+    def __init__(self, served: ServedModel, prompt_tokens: int, samplings: list[Sampling]) -> None:
+        self.tokenizer, self.prompt_tokens, self.samplings = served.tokenizer, prompt_tokens, samplings
+        self.ended_at: list[int | None] = [None] * len(samplings)
+        self.by_string = [False] * len(samplings)
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_tokens :]
+        for row, sampling in enumerate(self.samplings):
+            if self.ended_at[row] is not None:
+                continue
+            if sampling.stop:
+                reply = self.tokenizer.decode(new[row], skip_special_tokens=True)
+                self.by_string[row] = any(stop in reply for stop in sampling.stop)
+            if self.by_string[row] or new.shape[1] >= sampling.max_tokens:
+                self.ended_at[row] = new.shape[1]
+        done = [ended is not None for ended in self.ended_at]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
 def encode_prompt(served: ServedModel, prompt: str, chat: bool) -> dict[str, torch.Tensor]:
     """A chat prompt already carries its special tokens (as rendered in training); a raw prompt gets the
     tokenizer's usual ones."""
@@ -119,16 +146,65 @@ def _finish_reason(new_tokens: int, sampling: Sampling, stopped_by_string: bool)
 
 
 @torch.inference_mode()
-def generate_reply(served: ServedModel, encoded: dict[str, torch.Tensor], sampling: Sampling) -> Reply:
-    """One whole reply (blocking: run it in a worker thread)."""
-    prompt_tokens = encoded["input_ids"].shape[1]
+def generate_replies(served: ServedModel, requests: list[tuple[list[int], Sampling]]) -> list[Reply]:
+    """Whole replies for several requests (prompt token ids, sampling): one generate() call per distinct
+    (temperature, top_p), each row stopping at its own max_tokens and stop strings. Greedy rows give what they
+    would alone, as left padding is masked out."""
+    groups: dict[tuple[float, float], list[int]] = defaultdict(list)
+    for index, (_, sampling) in enumerate(requests):
+        key = (sampling.temperature, sampling.top_p) if sampling.temperature > 0 else (0.0, 1.0)
+        groups[key].append(index)
+    replies: list[Reply | None] = [None] * len(requests)
+    for indices in groups.values():
+        for index, reply in zip(
+            indices, _generate_group(served, [requests[i] for i in indices]), strict=True
+        ):
+            replies[index] = reply
+    return replies  # type: ignore[return-value]
+
+
+def _generate_group(served: ServedModel, requests: list[tuple[list[int], Sampling]]) -> list[Reply]:
+    tokenizer, device = served.tokenizer, device_of(served.model)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(ids) for ids, _ in requests)
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _ in requests], device=device)
+    attention_mask = torch.tensor(
+        [[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in requests], device=device
+    )
+    samplings = [sampling for _, sampling in requests]
+    limits = _RowLimits(served, width, samplings)
+    first = samplings[0]
+    kwargs = _generate_kwargs(
+        served,
+        {"input_ids": input_ids, "attention_mask": attention_mask},
+        Sampling(max(s.max_tokens for s in samplings), first.temperature, first.top_p),
+    )
+    kwargs["stopping_criteria"] = StoppingCriteriaList([limits])
     with served.lock:
-        output = served.model.generate(**_generate_kwargs(served, encoded, sampling))  # type: ignore[operator]
-    new_ids = output[0, prompt_tokens:]  # (new,)
-    scanner = StopScanner(sampling.stop)
-    text = scanner.feed(str(served.tokenizer.decode(new_ids, skip_special_tokens=True)))
-    text += scanner.flush()
-    return Reply(text, prompt_tokens, len(new_ids), _finish_reason(len(new_ids), sampling, scanner.stopped))
+        output = served.model.generate(**kwargs)  # type: ignore[operator]
+    replies = []
+    for row, ((ids, sampling), new_ids) in enumerate(zip(requests, output[:, width:], strict=True)):
+        count = limits.ended_at[row] or new_ids.shape[0]
+        eos = torch.isin(new_ids[:count], _end_ids(served)).nonzero()
+        if len(eos):  # ended by its own end-of-sequence token: that token is the reply's last
+            count = int(eos[0]) + 1
+        scanner = StopScanner(sampling.stop)
+        text = (
+            scanner.feed(str(tokenizer.decode(new_ids[:count], skip_special_tokens=True))) + scanner.flush()
+        )
+        replies.append(Reply(text, len(ids), count, _finish_reason(count, sampling, scanner.stopped)))
+    return replies
+
+
+def _end_ids(served: ServedModel) -> torch.Tensor:
+    """Tokens that end a reply: the tokenizer's end of sequence and the model's generation config's (an int or a
+    list)."""
+    ids = {served.tokenizer.eos_token_id}
+    config_ids = getattr(getattr(served.model, "generation_config", None), "eos_token_id", None)
+    ids |= set(config_ids) if isinstance(config_ids, list) else {config_ids}
+    return torch.tensor(
+        sorted(i for i in ids if i is not None), dtype=torch.long, device=device_of(served.model)
+    )
 
 
 class ReplyStream:

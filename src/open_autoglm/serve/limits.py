@@ -11,10 +11,17 @@ class ServeLimits:
     max_tokens: int = 512  # the most new tokens one completion may ask for
     max_inputs: int = 64  # the most texts one /v1/classify request may carry
     max_batch: int = 32  # the most texts one classification forward pass gathers
+    max_generation_batch: int = 8  # the most whole (not streamed) replies one generate() call gathers
     max_wait_ms: float = 5.0  # how long the first text of a batch waits for others to join it
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_tokens", "max_inputs", "max_batch"):
+        for name in (
+            "max_body_bytes",
+            "max_tokens",
+            "max_inputs",
+            "max_batch",
+            "max_generation_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_wait_ms < 0:

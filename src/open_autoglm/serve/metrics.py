@@ -33,6 +33,14 @@ class ServeMetrics:
             "texts classified (over batches: the mean batch size)",
             registry=self.registry,
         )
+        self.generation_batches = Counter(
+            "autoglm_generation_batches", "generate() calls for whole replies", registry=self.registry
+        )
+        self.batched_generations = Counter(
+            "autoglm_generation_requests",
+            "whole replies generated (over batches: the mean batch size)",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

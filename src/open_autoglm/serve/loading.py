@@ -1,0 +1,60 @@
+"""What `autoglm serve --model PATH` accepts: a model folder written by train/tune/export (a full or merged model,
+or an adapter on its base), or an ONNX file written by `autoglm export` (fp32 or INT8), run by ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from transformers import AutoConfig, AutoTokenizer
+
+from open_autoglm.models.loading import AUTOGLM_META, load_finetuned
+from open_autoglm.serve.served_model import ServedModel, served_name
+
+SERVED_OBJECTIVES = ("seq_cls", "causal_lm")  # a masked LM has no route to serve
+
+
+def load_served(model_path: str | Path, device: str = "cpu") -> ServedModel:
+    model_path = Path(model_path)
+    if model_path.suffix == ".onnx":
+        return _load_onnx(model_path, device)
+    model, tokenizer, meta = load_finetuned(model_path, device)
+    _check_objective(model_path, meta)
+    context_length = getattr(model.config, "max_position_embeddings", None)
+    return ServedModel(served_name(model_path), tokenizer, meta, context_length, model=model)
+
+
+def _load_onnx(onnx_path: Path, device: str) -> ServedModel:
+    """The graph from `onnx_path`; the tokenizer, labels and positions from the model folder it was exported from
+    (the file's own folder, or `merged/` beside it, as `autoglm export` lays them out)."""
+    import onnxruntime as ort
+
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path}: no such ONNX file")
+    folder = next(
+        (f for f in (onnx_path.parent, onnx_path.parent / "merged") if (f / AUTOGLM_META).is_file()), None
+    )
+    if folder is None:
+        raise FileNotFoundError(
+            f"{onnx_path}: neither its folder nor merged/ beside it has {AUTOGLM_META}; "
+            "serve the ONNX files inside the export folder that autoglm export wrote"
+        )
+    meta = json.loads((folder / AUTOGLM_META).read_text(encoding="utf-8"))
+    _check_objective(onnx_path, meta)
+    if meta["objective"] != "seq_cls":
+        raise ValueError(f"{onnx_path}: ONNX serving covers classifiers; serve {folder} for generation")
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(str(onnx_path), providers=providers)
+    context_length = getattr(AutoConfig.from_pretrained(str(folder)), "max_position_embeddings", None)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return ServedModel(served_name(onnx_path), tokenizer, meta, context_length, session=session)
+
+
+def _check_objective(path: Path, meta: dict) -> None:
+    if meta.get("objective") not in SERVED_OBJECTIVES:
+        raise ValueError(
+            f"{path}: a {meta.get('objective')} model has nothing to serve "
+            f"(classifiers and causal language models can be served)"
+        )
