@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install browser demo test test-fast lint bench bench-search bench-data bench-monitor
+.PHONY: install browser demo test test-fast lint bench bench-search bench-data bench-monitor bench-quantization bench-serve
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -48,3 +48,9 @@ bench-data: $(STAMP)
 
 bench-monitor: $(STAMP)
 	$(BIN)/python benchmarks/monitor_overhead.py
+
+bench-quantization: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/quantization.py
+
+bench-serve: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/serve_load.py

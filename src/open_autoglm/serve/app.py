@@ -56,7 +56,7 @@ def app_for(served: ServedModel, api_key: str | None = None, limits: ServeLimits
         classify_batch, limits.max_batch, limits.max_wait_ms / 1000
     )
     generation_batcher: DynamicBatcher[tuple[list[int], Sampling], Reply] = DynamicBatcher(
-        generate_batch, limits.max_generation_batch, limits.max_wait_ms / 1000
+        generate_batch, limits.max_generation_batch, limits.max_generation_wait_ms / 1000
     )
 
     @asynccontextmanager

@@ -1,8 +1,8 @@
-"""Dynamic batching: texts from concurrent requests wait a few milliseconds in a queue, then run as one forward
-pass in a worker thread, and each request's future gets its own results back.
+"""Dynamic batching: items from concurrent requests (texts to classify, prompts to answer) wait in a queue, then
+run as one batch in a worker thread, and each request's future gets its own results back.
 
-While a batch runs, new texts pile up in the queue, so under load batches fill by themselves; a lone request
-waits at most `max_wait_s`.
+While a batch runs, new items pile up in the queue, so under load batches fill by themselves; a lone item waits at
+most `max_wait_s` for company (0: it runs at once).
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ class ServeLimits:
     max_inputs: int = 64  # the most texts one /v1/classify request may carry
     max_batch: int = 32  # the most texts one classification forward pass gathers
     max_generation_batch: int = 8  # the most whole (not streamed) replies one generate() call gathers
-    max_wait_ms: float = 5.0  # how long the first text of a batch waits for others to join it
+    # How long the first item of a batch waits for others to join it. Texts do not wait: while one batch runs the
+    # next fills by itself, and waiting only slowed classification (benchmarks/serve_load.py); a prompt waits a
+    # little, as a generate() call is long and costs about the same for 1 or 8 prompts.
+    max_wait_ms: float = 0.0
+    max_generation_wait_ms: float = 5.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -24,5 +28,5 @@ class ServeLimits:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.max_wait_ms < 0:
-            raise ValueError("max_wait_ms must not be negative")
+        if min(self.max_wait_ms, self.max_generation_wait_ms) < 0:
+            raise ValueError("max_wait_ms and max_generation_wait_ms must not be negative")
