@@ -117,7 +117,7 @@ def encode_prompt(served: ServedModel, prompt: str, chat: bool) -> dict[str, tor
     """A chat prompt already carries its special tokens (as rendered in training); a raw prompt gets the
     tokenizer's usual ones."""
     encoded = served.tokenizer(prompt, add_special_tokens=not chat, return_tensors="pt")
-    return {key: value.to(device_of(served.model)) for key, value in encoded.items()}
+    return {key: value.to(device_of(served.torch_model)) for key, value in encoded.items()}
 
 
 def _generate_kwargs(
@@ -164,7 +164,7 @@ def generate_replies(served: ServedModel, requests: list[tuple[list[int], Sampli
 
 
 def _generate_group(served: ServedModel, requests: list[tuple[list[int], Sampling]]) -> list[Reply]:
-    tokenizer, device = served.tokenizer, device_of(served.model)
+    tokenizer, device = served.tokenizer, device_of(served.torch_model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     width = max(len(ids) for ids, _ in requests)
     input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _ in requests], device=device)
@@ -181,7 +181,7 @@ def _generate_group(served: ServedModel, requests: list[tuple[list[int], Samplin
     )
     kwargs["stopping_criteria"] = StoppingCriteriaList([limits])
     with served.lock:
-        output = served.model.generate(**kwargs)  # type: ignore[operator]
+        output = served.torch_model.generate(**kwargs)  # type: ignore[operator]
     replies = []
     for row, ((ids, sampling), new_ids) in enumerate(zip(requests, output[:, width:], strict=True)):
         count = limits.ended_at[row] or new_ids.shape[0]
@@ -200,10 +200,10 @@ def _end_ids(served: ServedModel) -> torch.Tensor:
     """Tokens that end a reply: the tokenizer's end of sequence and the model's generation config's (an int or a
     list)."""
     ids = {served.tokenizer.eos_token_id}
-    config_ids = getattr(getattr(served.model, "generation_config", None), "eos_token_id", None)
+    config_ids = getattr(getattr(served.torch_model, "generation_config", None), "eos_token_id", None)
     ids |= set(config_ids) if isinstance(config_ids, list) else {config_ids}
     return torch.tensor(
-        sorted(i for i in ids if i is not None), dtype=torch.long, device=device_of(served.model)
+        sorted(i for i in ids if i is not None), dtype=torch.long, device=device_of(served.torch_model)
     )
 
 
@@ -235,7 +235,7 @@ class ReplyStream:
     def _run(self, kwargs: dict[str, Any]) -> None:
         try:
             with self.served.lock:
-                self.output = self.served.model.generate(**kwargs)  # type: ignore[operator]
+                self.output = self.served.torch_model.generate(**kwargs)  # type: ignore[operator]
         except BaseException as err:  # re-raised in the reading thread
             self.error = err
             self.streamer.end()

@@ -40,6 +40,13 @@ class ServedModel:
         return list(self.meta.get("labels") or [])
 
     @property
+    def torch_model(self) -> nn.Module:
+        """The PyTorch model: generation runs only there."""
+        if self.model is None:
+            raise ValueError(f"{self.name} runs on ONNX Runtime, which serves classification only")
+        return self.model
+
+    @property
     def backend(self) -> str:
         return "onnxruntime" if self.session is not None else "pytorch"
 
