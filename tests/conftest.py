@@ -195,3 +195,36 @@ def chinese_e5_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
         }
     )
     return config, run_train(config)
+
+
+@pytest.fixture(scope="session", name="trained_minilm")
+def trained_minilm_fixture(tmp_path_factory: pytest.TempPathFactory):  # -> Config
+    """MiniLM with LoRA on 1,000 SST-2 rows (45% held out as the test split), trained once for the slow export,
+    pruning and distillation tests."""
+    from open_autoglm.config import validate_config
+    from open_autoglm.train.job import run_train
+
+    tmp = tmp_path_factory.mktemp("minilm")
+    lines = (SHARED_DATA / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()[:1000]
+    data = tmp / "sst2.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = validate_config(
+        {
+            "name": "minilm",
+            "output_dir": str(tmp),
+            "model": {"name": "minilm", "device": "cpu", "precision": "fp32"},
+            "data": {
+                "train": str(data),
+                "columns": ["label", "text"],
+                "max_length": 64,
+                "val_ratio": 0.1,
+                "test_ratio": 0.45,
+            },
+            "method": {"name": "lora", "r": 8},
+            "train": {"epochs": 4, "lr": 3e-3, "batch_size": 16, "seed": 0},
+            "quiet": True,
+        },
+        "test",
+    )
+    run_train(config)
+    return config

@@ -7,7 +7,19 @@ import sys
 from collections.abc import Sequence
 
 from open_autoglm import __version__
-from open_autoglm.cli import dashboard, data, doctor, evaluate, export, quickstart, report, serve, train, tune
+from open_autoglm.cli import (
+    dashboard,
+    data,
+    distill,
+    doctor,
+    evaluate,
+    export,
+    quickstart,
+    report,
+    serve,
+    train,
+    tune,
+)
 from open_autoglm.cli.common import run_verb
 
 VERBS = {
@@ -16,6 +28,7 @@ VERBS = {
     "tune": tune,
     "eval": evaluate,
     "export": export,
+    "distill": distill,
     "serve": serve,
     "report": report,
     "dashboard": dashboard,

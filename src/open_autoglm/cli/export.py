@@ -1,7 +1,8 @@
-"""`autoglm export -c CFG --model PATH [--merge] [--onnx] [--quantize dynamic|static]`: merge an adapter, export
-to ONNX, quantize to INT8, and compare the variants (size, latency, quality) in <run>/export/export_report.json.
+"""`autoglm export -c CFG --model PATH [--merge] [--onnx] [--quantize dynamic|static] [--prune]`: merge an
+adapter, export to ONNX, quantize to INT8, prune heads and FFN neurons, and compare the variants (size, latency,
+quality) in <run>/export/export_report.json.
 
-With none of --merge/--onnx/--quantize, everything is made. The merged model is always written (every other
+With none of --merge/--onnx/--quantize/--prune, everything is made. The merged model is always written (every other
 variant is made from it); --merge alone stops there."""
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         default=[],
         help="INT8: dynamic (PyTorch, and ONNX with --onnx) or static (ONNX, calibrated); repeatable",
     )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="prune attention heads and FFN neurons (export.prune.*), fine-tune to recover (export/pruned/); "
+        "with --onnx --quantize dynamic also as INT8 ONNX",
+    )
     parser.add_argument("--latency-rows", type=int, default=50, help="texts timed one at a time (default 50)")
 
 
@@ -39,12 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.export.job import EXPORT_REPORT, ExportOptions, run_export
 
     config = config_from_args(args)
-    everything = not (args.merge or args.onnx or args.quantize)
+    everything = not (args.merge or args.onnx or args.quantize or args.prune)
     options = ExportOptions(
         model=args.model,
         onnx=everything or args.onnx,
         quantize=("dynamic", "static") if everything else tuple(dict.fromkeys(args.quantize)),
         latency_rows=args.latency_rows,
+        prune=everything or args.prune,
     )
     report = run_export(config, options)
     _print_report(report)
@@ -73,3 +81,11 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     console.print(table)
     console.print(f"best (fastest at batch 1 within the tolerance): {report['best'] or 'none'}")
+    if pruning := report.get("pruning"):
+        recovery = pruning["recovery"]
+        console.print(
+            f"pruned at sparsity {pruning['sparsity']:g}: heads {pruning['heads_kept']}/{pruning['heads_total']}, "
+            f"FFN neurons {pruning['ffn_neurons_kept']}/{pruning['ffn_neurons_total']}, "
+            f"parameters {pruning['parameters_after']:,}/{pruning['parameters_before']:,}; "
+            f"recovery {recovery['epochs']:g} epochs at lr {recovery['lr']:g} ({recovery['steps']} steps)"
+        )

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from open_autoglm.config.base import StrictModel
 from open_autoglm.config.data import DataConfig
 from open_autoglm.config.sections import (
+    DistillConfig,
     ExportConfig,
     MethodConfig,
     ModelConfig,
@@ -28,6 +29,7 @@ class Config(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     quiet: bool = Field(False, description="no progress bars (CI logs)")
 
     @field_validator("name")

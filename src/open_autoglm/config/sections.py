@@ -208,6 +208,29 @@ class SearchConfig(StrictModel):
         return self
 
 
+class PruneConfig(StrictModel):
+    sparsity: float = Field(
+        0.3,
+        gt=0.0,
+        lt=1.0,
+        description="share of attention heads and FFN neurons removed, by lowest importance",
+    )
+    heads: bool = Field(True, description="prune attention heads")
+    ffn: bool = Field(True, description="prune FFN (intermediate) neurons")
+    importance_rows: int = Field(
+        256, ge=16, description="train rows whose gradients score each head's and neuron's importance"
+    )
+    recovery_epochs: float = Field(
+        1.0, ge=0.0, description="fine-tune the pruned model this many epochs on the train split (0: none)"
+    )
+    recovery_lr: float = Field(
+        5e-5,
+        gt=0.0,
+        description="learning rate of the recovery fine-tune, which trains the whole pruned model "
+        "(not train.lr, often a LoRA rate that would wreck a full fine-tune)",
+    )
+
+
 class ExportConfig(StrictModel):
     max_quality_drop: float = Field(
         0.01, ge=0.0, description="a variant may lose this much of the primary metric (0.01 = 1 point)"
@@ -216,3 +239,28 @@ class ExportConfig(StrictModel):
         300, ge=100, le=1000, description="train rows that calibrate static INT8 activation ranges"
     )
     opset: int = Field(18, ge=17, description="ONNX opset of the exported model")
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+
+
+class DistillConfig(StrictModel):
+    teacher: str | None = Field(
+        None,
+        description="the teacher: a model folder written by train/tune (or --teacher); none: no distillation",
+    )
+    student_layers: PositiveInt | None = Field(
+        None,
+        description="build the student from this many of the teacher's layers (evenly spaced) instead of model.name",
+    )
+    alpha: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="weight of the soft (teacher) loss; 1 - alpha weighs the hard-label loss",
+    )
+    alpha_end: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="alpha at the last step, reached linearly from alpha (none: constant)",
+    )
+    temperature: float = Field(2.0, gt=0.0, description="softens both logits before the KL term")

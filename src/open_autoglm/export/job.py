@@ -1,8 +1,9 @@
 """`autoglm export`: a trained classifier made deployable, top to bottom.
 
 model/ → merged/ (adapter merged, checked) → PyTorch dynamic INT8 → model.onnx (fused, checked against PyTorch)
-→ model.int8.onnx (dynamic) and model.int8-static.onnx (calibrated on train rows) → the comparison on the test
-split → export_report.json.
+→ model.int8.onnx (dynamic) and model.int8-static.onnx (calibrated on train rows) → pruned/ (heads and FFN neurons
+pruned, recovered by a short fine-tune) and model.pruned.int8.onnx → the comparison on the test split
+→ export_report.json.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy as np
 from open_autoglm.config import Config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.export.compare import Variant, build_report, measure, onnx_logits, torch_logits
-from open_autoglm.export.merge import merge_model
+from open_autoglm.export.merge import MergedModel, merge_model
 from open_autoglm.export.onnx import (
     TextCalibration,
     export_onnx,
@@ -28,13 +30,16 @@ from open_autoglm.export.onnx import (
     quantize_onnx_dynamic,
     quantize_onnx_static,
 )
+from open_autoglm.export.prune import prune_model, save_pruned, score_importance
+from open_autoglm.export.recover import recover
 from open_autoglm.export.torch_int8 import quantize_linear_int8, serialised_size_mb
 from open_autoglm.train.tasks import TASKS
 from open_autoglm.versions import versions
 
 EXPORT_REPORT = "export_report.json"
 ONNX_ATOL = 1e-4  # the fp32 graph must compute what PyTorch computes, up to float reordering
-ONNX_FILES = ("model.onnx", "model.int8.onnx", "model.int8-static.onnx")
+ONNX_FILES = ("model.onnx", "model.int8.onnx", "model.int8-static.onnx", "model.pruned.int8.onnx")
+PRUNED_DIR = "pruned"
 CHECK_ROWS = 16  # rows the merge and ONNX equivalence checks run on
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ class ExportOptions:
     onnx: bool = True
     quantize: tuple[str, ...] = ("dynamic", "static")  # dynamic: PyTorch and ONNX; static: ONNX only
     latency_rows: int = 50  # texts timed one at a time
+    prune: bool = False  # prune heads and FFN neurons, then fine-tune (off by default here: it trains)
     out: Path | None = None  # default: <run>/export
 
 
@@ -58,6 +64,7 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ONNX_FILES:  # an earlier export's files would sit beside a report that does not list them
         (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / PRUNED_DIR, ignore_errors=True)
 
     # 1. Data: the test split scores every variant; train rows calibrate static INT8.
     splits = load_data(config).splits
@@ -121,7 +128,16 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
                 path = quantize_onnx_static(raw, out_dir / "model.int8-static.onnx", reader)
                 variants.append(_onnx_variant("int8-static-onnx", path, tokenizer, max_length))
 
-    # 5. The comparison.
+    # 5. Pruning: the least important heads and FFN neurons removed, a recovery fine-tune, then the pruned model
+    # as it is and (with ONNX and dynamic INT8 asked for) as dynamic INT8 ONNX.
+    pruning: dict[str, Any] | None = None
+    if options.prune:
+        pruned_variants, pruning = _pruned_variants(
+            config, options, merged, splits.get("train") or [], out_dir, labels
+        )
+        variants += pruned_variants
+
+    # 6. The comparison.
     metric = TASKS.get(config.task).metric
     rows = [measure(v, texts, truth, labels, options.latency_rows) for v in variants]
     report = build_report(config.task, metric, config.export.max_quality_drop, rows)
@@ -130,6 +146,7 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
         "test_rows": len(texts),
         "merge_max_abs_diff": merged.max_abs_diff,
         "onnx_fused_operators": fused,
+        "pruning": pruning,
     }
     report["versions"] = versions()
     (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -145,13 +162,85 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
     return report
 
 
+def _pruned_variants(
+    config: Config,
+    options: ExportOptions,
+    merged: MergedModel,
+    train: list[dict[str, Any]],
+    out_dir: Path,
+    labels: list[str],
+) -> tuple[list[Variant], dict[str, Any]]:
+    """pruned/ and its variants, and the report's `pruning` section (shapes kept, the recovery's figures)."""
+    settings = config.export.prune
+    if not train:
+        raise ValueError("pruning scores importance and recovers on the train split, and this run has none")
+    tokenizer, meta = merged.tokenizer, merged.meta
+    max_length = int(meta.get("max_length", config.data.max_length))
+    prefix = meta.get("text_prefix", "")
+    scored = random.Random(config.train.seed).sample(train, min(settings.importance_rows, len(train)))
+    importance = score_importance(
+        merged.model,
+        tokenizer,
+        [prefix + str(r["text"]) for r in scored],
+        [labels.index(str(r["label"])) for r in scored],
+        max_length,
+    )
+    pruned = prune_model(merged.model, importance, settings.sparsity, settings.heads, settings.ffn)
+    recovery = recover(
+        pruned.model,
+        tokenizer,
+        [prefix + str(r["text"]) for r in train],
+        [labels.index(str(r["label"])) for r in train],
+        max_length,
+        epochs=settings.recovery_epochs,
+        lr=settings.recovery_lr,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+    )
+    path = out_dir / PRUNED_DIR
+    save_pruned(pruned.model, tokenizer, meta, pruned.record, path)
+    reference = Variant(
+        "pruned-fp32-pytorch",
+        "pytorch",
+        path,
+        _folder_mb(path, "*.safetensors"),
+        torch_logits(pruned.model, tokenizer, max_length),
+    )
+    variants = [reference]
+    fused: dict[str, int] = {}
+    if options.onnx and "dynamic" in options.quantize:  # the fused fp32 graph is only a step towards INT8
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = export_onnx(pruned.model, tokenizer, Path(tmp) / "raw.onnx", config.export.opset)
+            fp32 = Path(tmp) / "model.pruned.onnx"
+            heads = [len(layer["heads"]) for layer in pruned.record["layers"]]
+            fused = optimize_transformer(raw, fp32, pruned.model.config, heads)
+            check = [prefix + str(r["text"]) for r in train[:CHECK_ROWS]]
+            _check_onnx(reference, fp32, tokenizer, max_length, check)
+            int8 = quantize_onnx_dynamic(fp32, out_dir / "model.pruned.int8.onnx")
+        variants.append(_onnx_variant("pruned-int8-dynamic-onnx", int8, tokenizer, max_length))
+    section = {
+        "path": str(path),
+        "sparsity": settings.sparsity,
+        "importance_rows": len(scored),
+        "heads_kept": pruned.heads_kept,
+        "heads_total": pruned.heads_total,
+        "ffn_neurons_kept": pruned.neurons_kept,
+        "ffn_neurons_total": pruned.neurons_total,
+        "parameters_before": pruned.parameters_before,
+        "parameters_after": pruned.parameters_after,
+        "onnx_fused_operators": fused,
+        "recovery": asdict(recovery),
+    }
+    return variants, section
+
+
 def _check_onnx(
     reference: Variant, onnx_path: Path, tokenizer: Any, max_length: int, texts: list[str]
 ) -> None:
     diff = float(np.abs(onnx_logits(onnx_path, tokenizer, max_length)(texts) - reference.logits(texts)).max())
     if diff > ONNX_ATOL:
         raise ValueError(f"{onnx_path}: its logits differ from PyTorch's by {diff:.2e} (> {ONNX_ATOL:g})")
-    logger.info("model.onnx matches PyTorch (largest logit difference %.2e)", diff)
+    logger.info("%s matches PyTorch (largest logit difference %.2e)", onnx_path.name, diff)
 
 
 def _onnx_variant(name: str, path: Path, tokenizer: Any, max_length: int) -> Variant:

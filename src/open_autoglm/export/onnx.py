@@ -89,9 +89,14 @@ class _LogitsOnly(nn.Module):
         return self.model(**dict(zip(self.names, tensors, strict=True))).logits
 
 
-def optimize_transformer(source: Path, target: Path, config: Any) -> dict[str, int]:
+def optimize_transformer(
+    source: Path, target: Path, config: Any, heads_per_layer: Sequence[int] = ()
+) -> dict[str, int]:
     """Fuse attention / layer norm / GELU where ONNX Runtime knows the architecture; else copy unchanged.
 
+    `heads_per_layer` gives a pruned model's head counts. The exporter leaves each attention reshape's head count
+    as -1 and the optimizer then takes the count it is given for every layer, so attention fuses only when the
+    layers agree; otherwise it stays unfused (the other fusions still apply).
     Returns the count of each fused operator (empty when skipped)."""
     model_type = getattr(config, "model_type", "")
     if model_type not in BERT_LIKE:
@@ -100,14 +105,24 @@ def optimize_transformer(source: Path, target: Path, config: Any) -> dict[str, i
         )
         shutil.copyfile(source, target)
         return {}
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    optimizer_type = OPTIMIZER_MODEL_TYPE.get(model_type, "bert")
+    num_heads = int(getattr(config, "num_attention_heads", 0))
+    hidden_size = int(getattr(config, "hidden_size", 0))
+    options = FusionOptions(optimizer_type)
+    if heads_per_layer:
+        hidden_size = hidden_size // num_heads * heads_per_layer[0]  # what the attention projections output
+        num_heads = heads_per_layer[0]
+        options.enable_attention = len(set(heads_per_layer)) == 1
     try:
         optimized = optimize_model(
             str(source),
-            model_type=OPTIMIZER_MODEL_TYPE.get(model_type, "bert"),
-            num_heads=int(getattr(config, "num_attention_heads", 0)),
-            hidden_size=int(getattr(config, "hidden_size", 0)),
+            model_type=optimizer_type,
+            num_heads=num_heads,
+            hidden_size=hidden_size,
+            optimization_options=options,
         )
     except Exception as err:  # noqa: BLE001  (the optimizer is an extra; an unfused model still works)
         logger.warning("ONNX Runtime's transformer optimizer failed (%s): model.onnx is unfused", err)

@@ -21,8 +21,14 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from open_autoglm.config.sections import ModelConfig
+from open_autoglm.models.pruned import PRUNED_KEY, restore_pruned_shapes
 
 AUTOGLM_META = "autoglm.json"  # written beside every saved model: task, labels, base model, method
+AUTO_CLASSES: dict[str, Any] = {
+    "seq_cls": AutoModelForSequenceClassification,
+    "causal_lm": AutoModelForCausalLM,
+    "masked_lm": AutoModelForMaskedLM,
+}
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +106,10 @@ def load_model(
             "id2label": dict(enumerate(labels)),
             "label2id": {label: i for i, label in enumerate(labels)},
         }
-    auto_classes = {
-        "seq_cls": AutoModelForSequenceClassification,
-        "causal_lm": AutoModelForCausalLM,
-        "masked_lm": AutoModelForMaskedLM,
-    }
-    if objective not in auto_classes:
+    if objective not in AUTO_CLASSES:
         raise ValueError(f"unknown objective {objective!r}")
     model, info = cast(
-        tuple[Any, dict[str, Any]], auto_classes[objective].from_pretrained(model_path, **kwargs)
+        tuple[Any, dict[str, Any]], AUTO_CLASSES[objective].from_pretrained(model_path, **kwargs)
     )
     if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = pad_token_id  # decoders classify on the last non-pad token
@@ -141,9 +142,26 @@ def load_finetuned(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Pr
             meta["base_model"], model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id
         )
         model: nn.Module = PeftModel.from_pretrained(base, str(path))
+    elif PRUNED_KEY in meta:
+        model = _load_pruned(path, objective, meta[PRUNED_KEY])
     else:
         model, _ = load_model(str(path), model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id)
     return model.to(device).eval(), tokenizer, meta
+
+
+def _load_pruned(path: Path, objective: str, record: dict) -> nn.Module:
+    """A structurally pruned model: built from config.json, shrunk to the record's per-layer shapes (which
+    config.json cannot express, so from_pretrained would refuse the weights), then given its weights."""
+    from safetensors.torch import load_file
+
+    config = AutoConfig.from_pretrained(str(path))
+    model = AUTO_CLASSES[objective].from_config(config, dtype=torch.float32)
+    restore_pruned_shapes(model, record)
+    weights: dict[str, torch.Tensor] = {}
+    for shard in sorted(path.glob("*.safetensors")):
+        weights |= load_file(str(shard))
+    model.load_state_dict(weights, strict=True)
+    return model
 
 
 def _hub_kwargs(model_cfg: ModelConfig) -> dict[str, Any]:

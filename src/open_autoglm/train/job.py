@@ -44,6 +44,8 @@ from open_autoglm.train.callbacks import (
     tracker_callbacks,
 )
 from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
+from open_autoglm.train.distillation import DistillationTrainer, distillation_kwargs
+from open_autoglm.train.layer_student import with_layer_student
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
 from open_autoglm.train.tasks import TASKS, BaseTask, PreparedData
@@ -77,6 +79,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    config = with_layer_student(config)  # distill.student_layers: model.name becomes <run>/student-init
     dump_config(config, run_dir / "config.yaml")
     with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:
         fit_result = fit(config, run_dir / "trials" / "0", resume=resume)
@@ -147,12 +150,14 @@ def fit(
         100 * trainable / total,
     )
 
-    # 4. The trainer.
+    # 4. The trainer; with a teacher (distill.teacher), one that mixes its soft targets into the loss.
+    distill = distillation_kwargs(config, objective, model, tokenizer, prepared.labels)
+    trainer_cls = DistillationTrainer if distill else AutoglmTrainer
     args = build_training_args(
         config, placement, checkpoint_dir, lm_task=objective != "seq_cls", checkpoints=checkpoints
     )
     weights = class_weights(config, prepared.datasets["train"], prepared.labels)
-    trainer = AutoglmTrainer(
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=prepared.datasets["train"],
@@ -173,6 +178,7 @@ def fit(
         step_schedule=(config.train.scheduler.step_size, config.train.scheduler.gamma)
         if config.train.scheduler.name == "step"
         else None,
+        **distill,
     )
     trainer.remove_callback(PrinterCallback)  # we write metrics.jsonl and draw our own bar
     if not config.quiet:

@@ -1,0 +1,82 @@
+"""`autoglm distill`: train a student with the teacher's soft targets, then compare the two on the test split.
+
+teacher → (student from the teacher's layers) → train with distillation → score teacher and student on the same
+rows → distill_report.json, also in summary.json under "distill".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from open_autoglm.config import Config
+from open_autoglm.distill.report import LATENCY_EXAMPLES, ModelMeasure, as_rows, comparison, measure
+from open_autoglm.evaluate.rows import evaluation_rows
+from open_autoglm.evaluate.scoring import ScoringOptions
+from open_autoglm.models import choose_placement, load_finetuned
+from open_autoglm.train.distillation import load_teacher
+from open_autoglm.train.job import run_train
+from open_autoglm.train.tasks import TASKS
+
+DISTILL_REPORT = "distill_report.json"
+logger = logging.getLogger(__name__)
+
+
+def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, Any]:
+    """Distil `teacher` (default: distill.teacher) into the config's student; return the report."""
+    if teacher is not None:
+        config = config.model_copy(
+            update={"distill": config.distill.model_copy(update={"teacher": str(teacher)})}
+        )
+    if not config.distill.teacher:
+        raise ValueError("distillation needs a teacher: pass --teacher PATH or set distill.teacher")
+    summary = run_train(config)
+    run_dir = config.run_dir
+    student_dir = run_dir / "model"
+
+    rows = evaluation_rows(config, None).rows
+    student, tokenizer, meta = load_finetuned(student_dir)
+    options = ScoringOptions(
+        batch_size=config.train.eval_batch_size or 2 * config.train.batch_size,
+        max_length=meta["max_length"],
+        text_prefix=meta.get("text_prefix", ""),
+        latency_examples=min(len(rows), LATENCY_EXAMPLES),
+        labels=meta.get("labels"),
+        objective=meta["objective"],
+    )
+    device = choose_placement(config.model.device, config.model.precision).device
+    measured = measure("student", student_dir, student.to(device), tokenizer, config.task, rows, options)
+    del student  # one model in memory at a time
+    teacher_model, teacher_tokenizer = load_teacher(config.distill.teacher, meta["objective"])
+    teacher_measured = measure(
+        "teacher",
+        config.distill.teacher,
+        teacher_model.to(device).eval(),
+        teacher_tokenizer,
+        config.task,
+        rows,
+        options,
+    )
+    report = build_report(config, summary, teacher_measured, measured, len(rows))
+    (run_dir / DISTILL_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    summary["distill"] = report
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
+
+
+def build_report(
+    config: Config, summary: dict[str, Any], teacher: ModelMeasure, student: ModelMeasure, rows: int
+) -> dict[str, Any]:
+    task = TASKS.get(config.task)
+    return {
+        "task": config.task,
+        "metric": task.metric,
+        "greater_is_better": task.greater_is_better,
+        "rows": rows,
+        "models": as_rows(teacher, student),
+        "student_vs_teacher": comparison(teacher, student, task.metric),
+        "settings": config.distill.model_dump(mode="json") | {"student": summary["model"]},
+        "train_steps": summary["compute"]["train_steps"],
+    }
