@@ -67,3 +67,44 @@ def test_a_full_fine_tune_is_copied_as_it_is(trained_lora, tmp_path) -> None:
     )
     model, _, meta = load_finetuned(tmp_path / "merged")
     assert meta["method"] == "full" and not hasattr(model, "peft_config")
+
+
+def test_a_causal_lm_adapter_exports_as_a_merged_model_that_serves(tmp_path, tiny_chat_decoder) -> None:
+    """SFT LoRA on the tiny chat Llama → `autoglm export` → merged/ reloads as a full model that generates what
+    base+adapter generates."""
+    from conftest import SFT_PAIRS, write_jsonl
+
+    from open_autoglm.cli import main
+    from open_autoglm.config import validate_config
+    from open_autoglm.serve.generation import Sampling, encode_prompt, generate_replies
+    from open_autoglm.serve.loading import load_served
+    from open_autoglm.train.job import run_train
+
+    data = write_jsonl(tmp_path / "sft.jsonl", [{"prompt": p, "response": r} for p, r in SFT_PAIRS * 8])
+    raw = {
+        "name": "sft",
+        "task": "sft",
+        "output_dir": str(tmp_path),
+        "model": {"name": str(tiny_chat_decoder), "device": "cpu"},
+        "data": {"train": str(data), "max_length": 24, "dedup": {"exact": False, "near": False}},
+        "method": {"name": "lora", "r": 4},
+        "train": {"epochs": 1, "lr": 5e-3, "batch_size": 16, "seed": 3},
+        "quiet": True,
+    }
+    config = validate_config(raw)
+    run_train(config)
+    (tmp_path / "sft.yaml").write_text(json.dumps(raw), encoding="utf-8")  # JSON is YAML
+    assert main(["export", "-c", str(tmp_path / "sft.yaml"), "--model", str(config.run_dir / "model")]) == 0
+
+    report = json.loads((config.run_dir / "export" / "export_report.json").read_text())
+    assert report["task"] == "sft" and report["variants"] == [] and report["merge_max_abs_diff"] <= 1e-4
+    merged_dir = config.run_dir / "export" / "merged"
+    assert (merged_dir / "model.safetensors").exists() and not (merged_dir / "adapter_config.json").exists()
+    replies = {}
+    for name, folder in (("adapter", config.run_dir / "model"), ("merged", merged_dir)):
+        served = load_served(folder)
+        ids = encode_prompt(
+            served, served.chat_prompt([{"role": "user", "content": "what do cats say"}]), chat=True
+        )
+        replies[name] = generate_replies(served, [(ids["input_ids"][0].tolist(), Sampling(6, 0.0, 1.0))])[0]
+    assert replies["merged"] == replies["adapter"]

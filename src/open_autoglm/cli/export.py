@@ -61,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    if not report["variants"]:  # a language model: the merged model is the export
+        console.print(
+            f"merged into {report['merged']} ({report['size_mb']:.1f} MB; largest logit difference against "
+            f"base + adapter {report['merge_max_abs_diff']:.1e})"
+        )
+        return
     metric = report["metric"]
     table = Table(title=f"export variants ({metric}; tolerance {report['tolerance']:g})")
     for column in ("variant", "MB", "p50 b1 ms", "p95 b1 ms", "p50 b32 ms", "rows/s", metric, "drop", ""):

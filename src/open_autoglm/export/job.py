@@ -1,4 +1,4 @@
-"""`autoglm export`: a trained classifier made deployable, top to bottom.
+"""`autoglm export`: a trained classifier made deployable, top to bottom (a language model: merged only).
 
 model/ → merged/ (adapter merged, checked) → PyTorch dynamic INT8 → model.onnx (fused, checked against PyTorch)
 → model.int8.onnx (dynamic) and model.int8-static.onnx (calibrated on train rows) → pruned/ (heads and FFN neurons
@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformers import AutoTokenizer
 
 from open_autoglm.config import Config
 from open_autoglm.data.prepared import load_data
+from open_autoglm.evaluate.predict import prompt_and_reference
 from open_autoglm.export.compare import Variant, build_report, measure, onnx_logits, torch_logits
 from open_autoglm.export.merge import MergedModel, merge_model
 from open_autoglm.export.onnx import (
@@ -56,8 +58,6 @@ class ExportOptions:
 
 def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
     """Make the variants the options ask for in <run>/export/, compare them, write and return the report."""
-    if config.task != "classification":
-        raise ValueError(f"autoglm export handles classification models for now, not task {config.task!r}")
     if "static" in options.quantize and not options.onnx:
         raise ValueError("static INT8 is an ONNX Runtime quantization: add --onnx")
     out_dir = options.out or config.run_dir / "export"
@@ -68,6 +68,8 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
 
     # 1. Data: the test split scores every variant; train rows calibrate static INT8.
     splits = load_data(config).splits
+    if config.task != "classification":
+        return _export_language_model(config, options, out_dir, splits)
     test = splits.get("test") or []
     if not test:
         raise ValueError(f"{config.run_dir / 'data'} has no test split to compare the variants on")
@@ -232,6 +234,34 @@ def _pruned_variants(
         "recovery": asdict(recovery),
     }
     return variants, section
+
+
+def _export_language_model(
+    config: Config, options: ExportOptions, out_dir: Path, splits: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """A causal (or masked) LM is exported as its merged model, checked against base + adapter on the logits of a
+    few rows; the ONNX, INT8 and pruning variants and their comparison cover classifiers."""
+    rows = (splits.get("test") or splits.get("validation") or splits.get("train") or [])[:CHECK_ROWS]
+    tokenizer = AutoTokenizer.from_pretrained(str(options.model))
+    texts = [str(r["text"]) if "text" in r else "".join(prompt_and_reference(r, tokenizer)) for r in rows]
+    merged = merge_model(options.model, out_dir / "merged", texts)
+    if options.onnx or options.quantize or options.prune:
+        logger.warning(
+            "a %s model is exported as its merged model only; ONNX, INT8 and pruning cover classifiers",
+            config.task,
+        )
+    report = {
+        "task": config.task,
+        "model": str(options.model),
+        "merged": str(merged.path),
+        "size_mb": round(_folder_mb(merged.path, "*.safetensors"), 3),
+        "merge_max_abs_diff": merged.max_abs_diff,
+        "variants": [],
+        "best": None,
+        "versions": versions(),
+    }
+    (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
 
 
 def _check_onnx(

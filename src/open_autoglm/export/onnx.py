@@ -8,7 +8,9 @@ their precision; Entropy is as robust but far slower to calibrate.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
@@ -166,6 +168,14 @@ class TextCalibration(CalibrationDataReader):
 
 def quantize_onnx_static(source: Path, target: Path, calibration: CalibrationDataReader) -> Path:
     """INT8 weights (per channel) and activations (ranges from `calibration`), as QDQ pairs."""
+    printed = io.StringIO()  # ORT's calibrator print()s its progress; it goes to the log, not the terminal
+    with contextlib.redirect_stdout(printed):
+        _quantize_static(source, target, calibration)
+    logger.debug("ONNX Runtime calibration: %s", printed.getvalue().strip())
+    return target
+
+
+def _quantize_static(source: Path, target: Path, calibration: CalibrationDataReader) -> None:
     quantize_static(
         str(source),
         str(target),
@@ -180,4 +190,3 @@ def quantize_onnx_static(source: Path, target: Path, calibration: CalibrationDat
         # of its agreement with fp32 against none for MatMul/Gemm alone.
         op_types_to_quantize=list(STATIC_OPS),
     )
-    return target
