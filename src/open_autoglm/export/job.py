@@ -84,8 +84,7 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
     labels = list(meta["labels"])
     max_length = int(meta.get("max_length", config.data.max_length))
     prefix = meta.get("text_prefix", "")
-    texts = [prefix + str(r["text"]) for r in test]
-    truth = [labels.index(str(r["label"])) for r in test]
+    texts, truth = _texts_and_truth(test, prefix, labels)
     variants = [
         Variant(
             "fp32-pytorch",
@@ -181,18 +180,15 @@ def _pruned_variants(
     prefix = meta.get("text_prefix", "")
     scored = random.Random(config.train.seed).sample(train, min(settings.importance_rows, len(train)))
     importance = score_importance(
-        merged.model,
-        tokenizer,
-        [prefix + str(r["text"]) for r in scored],
-        [labels.index(str(r["label"])) for r in scored],
-        max_length,
+        merged.model, tokenizer, *_texts_and_truth(scored, prefix, labels), max_length
     )
     pruned = prune_model(merged.model, importance, settings.sparsity, settings.heads, settings.ffn)
+    train_texts, train_truth = _texts_and_truth(train, prefix, labels)
     recovery = recover(
         pruned.model,
         tokenizer,
-        [prefix + str(r["text"]) for r in train],
-        [labels.index(str(r["label"])) for r in train],
+        train_texts,
+        train_truth,
         max_length,
         epochs=settings.recovery_epochs,
         lr=settings.recovery_lr,
@@ -216,8 +212,7 @@ def _pruned_variants(
             fp32 = Path(tmp) / "model.pruned.onnx"
             heads = [len(layer["heads"]) for layer in pruned.record["layers"]]
             fused = optimize_transformer(raw, fp32, pruned.model.config, heads)
-            check = [prefix + str(r["text"]) for r in train[:CHECK_ROWS]]
-            _check_onnx(reference, fp32, tokenizer, max_length, check)
+            _check_onnx(reference, fp32, tokenizer, max_length, train_texts[:CHECK_ROWS])
             int8 = quantize_onnx_dynamic(fp32, out_dir / "model.pruned.int8.onnx")
         variants.append(_onnx_variant("pruned-int8-dynamic-onnx", int8, tokenizer, max_length))
     section = {
@@ -275,6 +270,13 @@ def _check_onnx(
 
 def _onnx_variant(name: str, path: Path, tokenizer: Any, max_length: int) -> Variant:
     return Variant(name, "onnx", path, _mb(path), onnx_logits(path, tokenizer, max_length))
+
+
+def _texts_and_truth(
+    rows: list[dict[str, Any]], prefix: str, labels: list[str]
+) -> tuple[list[str], list[int]]:
+    """Classifier inputs as training saw them (with the text prefix) and the label indices."""
+    return [prefix + str(r["text"]) for r in rows], [labels.index(str(r["label"])) for r in rows]
 
 
 def _calibration_texts(rows: list[dict[str, Any]], config: Config, prefix: str) -> list[str]:
