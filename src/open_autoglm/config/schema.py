@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from open_autoglm.config.base import StrictModel
 from open_autoglm.config.data import DataConfig
@@ -13,9 +13,11 @@ from open_autoglm.config.sections import (
     ExportConfig,
     MethodConfig,
     ModelConfig,
+    MultitaskConfig,
     SearchConfig,
     TaskName,
     TrainConfig,
+    TransferConfig,
 )
 
 
@@ -30,6 +32,8 @@ class Config(StrictModel):
     search: SearchConfig = Field(default_factory=SearchConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     quiet: bool = Field(False, description="no progress bars (CI logs)")
 
     @field_validator("name")
@@ -43,6 +47,14 @@ class Config(StrictModel):
     @classmethod
     def _bare_method_name(cls, value: object) -> object:
         return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _task_sections(self) -> Config:
+        if self.task == "multitask" and len(self.multitask.tasks) < 2:
+            raise ValueError("task: multitask needs multitask.tasks with two or more tasks")
+        if self.task == "transfer" and self.transfer.domain_text is None:
+            raise ValueError("task: transfer needs transfer.domain_text (unlabelled domain text)")
+        return self
 
     @property
     def run_dir(self) -> Path:

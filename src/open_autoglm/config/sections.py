@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from open_autoglm.config.base import StrictModel
+from open_autoglm.config.data import DataConfig
 
-TaskName = Literal["classification", "sft", "pretrain"]
+TaskName = Literal["classification", "sft", "pretrain", "multitask", "transfer"]
 TrackerName = Literal["tensorboard", "mlflow", "wandb"]
 
 
@@ -80,11 +82,29 @@ class OptimizerConfig(StrictModel):
 
 
 class SchedulerConfig(StrictModel):
-    name: Literal["linear", "cosine", "constant", "step", "plateau"] = "linear"
+    name: Literal["linear", "cosine", "constant", "step", "plateau", "gradient_aware"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with a linear warm-up")
     step_size: PositiveInt = Field(100, description="step: multiply the rate by gamma every step_size steps")
     gamma: float = Field(0.5, gt=0.0, le=1.0, description="step/plateau: decay factor")
     patience: int = Field(1, ge=0, description="plateau: evaluations without improvement before decaying")
+    agree_threshold: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="gradient_aware: raise the rate while successive gradients' cosine similarity is above this",
+    )
+    raise_factor: float = Field(
+        1.05, ge=1.0, le=2.0, description="gradient_aware: multiplier when they agree"
+    )
+    lower_factor: float = Field(
+        0.7,
+        gt=0.0,
+        le=1.0,
+        description="gradient_aware: multiplier when they oscillate (cosine below -threshold)",
+    )
+    max_factor: float = Field(
+        4.0, ge=1.0, description="gradient_aware: the rate stays within [lr / max_factor, lr * max_factor]"
+    )
 
 
 class LossConfig(StrictModel):
@@ -109,6 +129,15 @@ class TrainConfig(StrictModel):
     grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
     max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 turns it off)")
     gradient_checkpointing: bool = False
+    layer_lr_decay: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="layer-wise learning-rate decay: layer k of L trains at lr * decay^(L - k); the head at lr",
+    )
+    freeze_layers: int = Field(
+        0, ge=0, description="the embeddings and the bottom N transformer layers do not train"
+    )
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
@@ -264,3 +293,56 @@ class DistillConfig(StrictModel):
         description="alpha at the last step, reached linearly from alpha (none: constant)",
     )
     temperature: float = Field(2.0, gt=0.0, description="softens both logits before the KL term")
+
+
+class TaskSpec(StrictModel):
+    """One task of a multi-task run: its own labelled data and head over the shared backbone."""
+
+    name: str = Field(description="the task's name: its head, its metrics' prefix")
+    data: DataConfig = Field(description="the task's data section (train file, fields, splits, cleaning)")
+    weight: float = Field(1.0, gt=0.0, description="loss weight under loss_weighting: fixed")
+
+
+class MultitaskConfig(StrictModel):
+    tasks: list[TaskSpec] = Field(
+        default_factory=list, description="task: multitask: two or more tasks sharing one backbone"
+    )
+    sampling: Literal["proportional", "temperature", "uniform"] = Field(
+        "temperature",
+        description="which task the next batch comes from: by size, by size^(1/T), or evenly",
+    )
+    temperature: float = Field(2.0, ge=1.0, description="sampling: temperature; 1 is proportional")
+    loss_weighting: Literal["fixed", "uncertainty", "gradnorm", "pcgrad"] = Field(
+        "fixed",
+        description="fixed weights, uncertainty weighting (Kendall et al.), GradNorm, or PCGrad",
+    )
+    gradnorm_alpha: float = Field(1.5, ge=0.0, description="GradNorm: strength of the pull to equal rates")
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"multitask.tasks: task names must be unique, got {names}")
+        return tasks
+
+
+class TransferConfig(StrictModel):
+    domain_text: Path | None = Field(
+        None,
+        description="task: transfer: unlabelled domain text (any supported format) for continued pretraining",
+    )
+    text_field: str = Field("text", description="the domain text's field or column")
+    pretrain_epochs: float = Field(1.0, gt=0.0, description="epochs of continued pretraining")
+    pretrain_lr: float = Field(5e-5, gt=0.0, lt=1.0, description="learning rate of continued pretraining")
+    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0, description="masked share for encoders")
+    max_rows: PositiveInt | None = Field(None, description="use at most this many domain-text rows")
+    second_task: DataConfig | None = Field(
+        None,
+        description="labelled data of another task, scored before and after to show what was kept or lost",
+    )
+    adversarial: bool = Field(
+        False,
+        description="a domain classifier behind gradient reversal on train rows vs domain text (DANN)",
+    )
+    adversarial_weight: float = Field(0.1, ge=0.0, description="weight of the domain classifier's loss")
