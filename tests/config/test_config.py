@@ -58,7 +58,7 @@ def test_literal_lists_allowed_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, "task: translation\n"))
     assert "task" in str(err.value)
-    assert "'classification', 'sft' or 'pretrain'" in str(err.value)
+    assert "'classification', 'sft', 'pretrain', 'multitask' or 'transfer'" in str(err.value)
 
 
 def test_unknown_method_lists_the_registry(tmp_path: Path) -> None:
