@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install browser demo test test-fast lint bench bench-search bench-data bench-monitor bench-quantization bench-serve
+.PHONY: install browser postgres demo test test-fast lint bench bench-search bench-data bench-monitor bench-quantization bench-serve bench-lr
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -31,7 +31,14 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; } || \
 	  echo "chromium is not installed and could not be (apt-get install chromium): the report's browser test will skip"
 
-test: $(STAMP) lint browser
+# Debian's PostgreSQL for the test of workers on one shared study: installed with apt-get when we are root.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "PostgreSQL is not installed and could not be (apt-get install postgresql): the shared-study test will skip"
+
+test: $(STAMP) lint browser postgres
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q --durations=15
 
 test-fast: $(STAMP)
@@ -54,3 +61,6 @@ bench-quantization: $(STAMP)
 
 bench-serve: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/serve_load.py
+
+bench-lr: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/lr_schedule.py

@@ -12,7 +12,7 @@ from open_autoglm.config import validate_config
 from open_autoglm.search.samplers import build_sampler
 from open_autoglm.search.space import build_space
 from open_autoglm.search.storage import count_trials
-from open_autoglm.search.worker import should_stop, split_threads, trials_since_best
+from open_autoglm.search.worker import running_elsewhere, should_stop, split_threads, trials_since_best
 
 
 def study_with(values: list[float | None]) -> optuna.Study:
@@ -24,12 +24,17 @@ def study_with(values: list[float | None]) -> optuna.Study:
     return study
 
 
-def test_stops_at_the_asked_number_counting_running_trials() -> None:
+def test_waits_for_running_trials_and_stops_at_the_asked_number() -> None:
     study = study_with([0.5, None])
     assert should_stop(study, 3, None, None, False) is None
-    study.ask()  # a running trial of another worker
-    assert "3 asked" in should_stop(study, 3, None, None, False)
+    assert not running_elsewhere(study, 3)
+    trial = study.ask()  # a running trial of another worker: wait, do not start a fourth
+    assert should_stop(study, 3, None, None, False) is None and running_elsewhere(study, 3)
     assert count_trials(study) == {"complete": 1, "pruned": 0, "failed": 1, "running": 1, "finished": 2}
+    study.enqueue_trial({})  # a queued retry is work to take, not a reason to wait
+    assert not running_elsewhere(study, 3)
+    study.tell(trial, 0.7)
+    assert "3 trials finished, 3 asked" in should_stop(study, 3, None, None, False)
 
 
 def test_patience_and_timeout() -> None:

@@ -1,4 +1,8 @@
-"""`autoglm train -c CFG [--set KEY=VALUE ...]`: one fine-tuning run; re-running resumes a killed one."""
+"""`autoglm train -c CFG [--set KEY=VALUE ...]`: one fine-tuning run; re-running resumes a killed one.
+
+`task: multitask` trains one backbone with a head per task; `task: transfer` runs domain adaptation's three
+steps. Under `torchrun` / `accelerate launch` every process runs this verb and rank 0 reports.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,17 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_summary
-    from open_autoglm.train.job import run_train
+    from open_autoglm.distributed import is_main_process
 
     config = config_from_args(args)
-    summary = run_train(config, resume=not args.no_resume)
-    print_summary(summary, config.run_dir)
-    console.print(f"run folder: {config.run_dir}")
+    if config.task == "multitask":
+        from open_autoglm.multitask import run_multitask as job
+    elif config.task == "transfer":
+        from open_autoglm.transfer import run_transfer as job
+    else:
+        from open_autoglm.train.job import run_train as job
+    summary = job(config, resume=not args.no_resume)
+    if is_main_process():
+        print_summary(summary, config.run_dir)
+        console.print(f"run folder: {config.run_dir}")
     return 0

@@ -82,29 +82,11 @@ class OptimizerConfig(StrictModel):
 
 
 class SchedulerConfig(StrictModel):
-    name: Literal["linear", "cosine", "constant", "step", "plateau", "gradient_aware"] = "linear"
+    name: Literal["linear", "cosine", "constant", "step", "plateau"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with a linear warm-up")
     step_size: PositiveInt = Field(100, description="step: multiply the rate by gamma every step_size steps")
     gamma: float = Field(0.5, gt=0.0, le=1.0, description="step/plateau: decay factor")
     patience: int = Field(1, ge=0, description="plateau: evaluations without improvement before decaying")
-    agree_threshold: float = Field(
-        0.0,
-        ge=-1.0,
-        le=1.0,
-        description="gradient_aware: raise the rate while successive gradients' cosine similarity is above this",
-    )
-    raise_factor: float = Field(
-        1.05, ge=1.0, le=2.0, description="gradient_aware: multiplier when they agree"
-    )
-    lower_factor: float = Field(
-        0.7,
-        gt=0.0,
-        le=1.0,
-        description="gradient_aware: multiplier when they oscillate (cosine below -threshold)",
-    )
-    max_factor: float = Field(
-        4.0, ge=1.0, description="gradient_aware: the rate stays within [lr / max_factor, lr * max_factor]"
-    )
 
 
 class LossConfig(StrictModel):
@@ -212,7 +194,15 @@ class SearchConfig(StrictModel):
     terminator: bool = Field(False, description="stop when Optuna's terminator says improvement is unlikely")
     timeout: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
     storage: str | None = Field(
-        None, description="None: SQLite in the run folder; journal: a journal file there; or an RDB URL"
+        None,
+        description="None: SQLite in the run folder; journal: a journal file there; or an RDB URL "
+        "(postgresql://...) that workers on several machines share",
+    )
+    heartbeat_seconds: PositiveInt = Field(
+        20, description="a running trial's worker tells the storage it is alive this often"
+    )
+    grace_seconds: PositiveInt = Field(
+        90, description="a trial without a heartbeat for this long is failed and run again by another worker"
     )
     refit: bool = Field(False, description="retrain the best configuration on train+validation")
     seed: int = Field(42, description="sampler seed")
@@ -232,6 +222,11 @@ class SearchConfig(StrictModel):
         for name in self.weights or {}:
             if name not in self.objectives:
                 raise ValueError(f"search.weights.{name}: not one of search.objectives {self.objectives}")
+        if self.grace_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"search.grace_seconds ({self.grace_seconds}) must exceed search.heartbeat_seconds "
+                f"({self.heartbeat_seconds}), or live trials would be failed as dead"
+            )
         if "none" in self.pruner and len(self.pruner) > 1:
             raise ValueError(f"search.pruner: none cannot be combined with others: {self.pruner}")
         return self

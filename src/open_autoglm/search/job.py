@@ -6,6 +6,7 @@ prepare data → build and check the space → open (or resume) the study → se
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,7 +33,16 @@ from open_autoglm.search.objectives import Direction, pareto_front, resolve_weig
 from open_autoglm.search.pruners import build_pruner
 from open_autoglm.search.samplers import build_sampler
 from open_autoglm.search.space import SearchSpace, build_space
-from open_autoglm.search.storage import count_trials, open_storage, recover_interrupted, this_process_threads
+from open_autoglm.search.storage import (
+    StudyLock,
+    count_trials,
+    is_server_storage,
+    open_storage,
+    recover_interrupted,
+    this_process_threads,
+    worker_alive,
+    worker_id,
+)
 from open_autoglm.search.trial import SearchContext
 from open_autoglm.search.worker import split_threads, work
 from open_autoglm.train.job import fit, save_fitted
@@ -67,13 +77,16 @@ def _search(
     space = build_space(config)
 
     # 3. The study: created, or loaded and its interrupted trials queued again.
+    #    Under the study's lock: several `tune`s on several machines may start on one shared storage at once.
     task = TASKS.get(config.task)()
-    study = _open_study(config, task.greater_is_better)
-    recovered = recover_interrupted(study)
-    if recovered:
-        logger.info("re-queued interrupted trials %s with their parameters", recovered)
-    if not study.get_trials(deepcopy=False):
-        _seed(study, space, config)
+    lock = StudyLock(config.search.storage, run_dir, config.name)
+    with lock:
+        study = _open_study(config, task.greater_is_better)
+        recovered = recover_interrupted(study)
+        if recovered:
+            logger.info("re-queued interrupted trials %s with their parameters", recovered)
+        if not study.get_trials(deepcopy=False):
+            _seed(study, space, config)
     if _needs_references(config) and "references" not in study.user_attrs:
         study.set_user_attr("references", measure_references(config, loaded))
 
@@ -85,17 +98,29 @@ def _search(
             config.search.n_trials,
             deadline,
             *stop_rules(config),
-            run_dir / ".ask.lock",
+            lock,
             on_trial,
         )
     else:
-        _run_worker_processes(config, deadline)
+        _run_worker_processes(config, study, deadline)
 
     # 5. The best trial's model; 6. the summary.
     best, front = pick_best(study, config)
-    _install_best_model(run_dir, best)
+    installed = _install_best_model(run_dir, best)
     refit = _refit(config, best, loaded) if config.search.refit else None
-    return build_tune_summary(config, study, best, front, refit, time.perf_counter() - started, task.metric)
+    if installed is None and refit is None:
+        logger.warning(
+            "the best trial %d ran on another machine (worker %s): its model is in %s there; "
+            "copy it, or set search.refit: true to train it here",
+            best.number,
+            best.user_attrs.get("worker"),
+            best.user_attrs.get("model_dir"),
+        )
+    summary = build_tune_summary(
+        config, study, best, front, refit, time.perf_counter() - started, task.metric
+    )
+    summary["best"]["model"] = str(run_dir / "model") if installed or refit else None
+    return summary
 
 
 def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_index: int) -> SearchContext:
@@ -103,9 +128,13 @@ def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_
     task = TASKS.get(config.task)()
     search = config.search
     directions = study_directions(search.objectives, search.mode, _direction(task.greater_is_better))
-    storage = open_storage(search.storage, config.run_dir)
+    storage = open_storage(search.storage, config.run_dir, search.heartbeat_seconds, search.grace_seconds)
     sampler = build_sampler(
-        search.sampler, len(directions), search.startup_trials, search.seed + worker_index, search.workers
+        search.sampler,
+        len(directions),
+        search.startup_trials,
+        sampler_seed(config, worker_index),
+        search.workers,
     )
     pruner = None
     if search.pruner != ["none"]:
@@ -134,6 +163,18 @@ def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_
         study=study,
         prune_study=prune_study,
     )
+
+
+def sampler_seed(config: Config, worker_index: int) -> int:
+    """Each worker samples with its own seed, or they would all propose the same parameters.
+
+    On one machine the worker's index tells them apart (a re-run reproduces the study); workers on several
+    machines share a database server, and each machine's index 0 is told apart by its worker id.
+    """
+    seed = config.search.seed + worker_index
+    if is_server_storage(config.search.storage):
+        seed += int.from_bytes(hashlib.sha256(worker_id().encode()).digest()[:4], "big")
+    return seed % 2**32
 
 
 def context_for_worker(run_dir: Path, index: int) -> tuple[Config, Callable[[], SearchContext]]:
@@ -245,7 +286,7 @@ def _open_study(config: Config, greater_is_better: bool) -> optuna.Study:
     """Create the study (and the twin that pruning needs for several objectives) or load them."""
     search = config.search
     directions = study_directions(search.objectives, search.mode, _direction(greater_is_better))
-    storage = open_storage(search.storage, config.run_dir)
+    storage = open_storage(search.storage, config.run_dir, search.heartbeat_seconds, search.grace_seconds)
     study = optuna.create_study(
         study_name=config.name, storage=storage, directions=directions, load_if_exists=True
     )
@@ -287,8 +328,11 @@ def _needs_references(config: Config) -> bool:
     return config.search.objectives != ["quality"] and config.search.mode == "weighted"
 
 
-def _run_worker_processes(config: Config, deadline: float | None) -> None:
-    """W worker processes, threads split between them, one GPU each when there are GPUs."""
+def _run_worker_processes(config: Config, study: optuna.Study, deadline: float | None) -> None:
+    """W worker processes, threads split between them, one GPU each when there are GPUs.
+
+    A worker that dies is an error only if the study did not finish without it (the others re-run its trial).
+    """
     workers = config.search.workers
     threads = split_threads(workers, this_process_threads())
     gpus = torch.cuda.device_count()
@@ -314,21 +358,34 @@ def _run_worker_processes(config: Config, deadline: float | None) -> None:
         if process.wait() != 0:
             failed.append(index)
         log.close()
-    if failed:
+    if failed and count_trials(study)["finished"] >= config.search.n_trials:
+        logger.warning("search workers %s died; the others finished the study", failed)
+    elif failed:
         raise RuntimeError(f"search workers {failed} exited with an error; see {config.run_dir}/worker-*.log")
 
 
-def _install_best_model(run_dir: Path, best: FrozenTrial) -> None:
-    """Copy the best trial's model to model/ and drop the other trials' saved models."""
+def _install_best_model(run_dir: Path, best: FrozenTrial) -> Path | None:
+    """Copy the best trial's model to model/ and drop the other trials' saved models.
+
+    With workers on several machines the best trial may have run elsewhere: its model is taken from where
+    that worker saved it when this machine can see it (a shared file system), else None.
+    """
     source = run_dir / "trials" / str(best.number) / "model"
     if not source.exists():
-        raise RuntimeError(f"the best trial's model is missing: {source}")
+        elsewhere = Path(best.user_attrs.get("model_dir") or source)
+        if elsewhere.exists():
+            source = elsewhere
+        elif worker_alive(best.user_attrs.get("worker", "?:0:0")) is None:
+            return None
+        else:
+            raise RuntimeError(f"the best trial's model is missing: {source}")
     target = run_dir / "model"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target, copy_function=_link_or_copy)  # hard links: no second copy on disk
     for other in (run_dir / "trials").glob("*/model"):
         if other != source:
             shutil.rmtree(other, ignore_errors=True)
+    return target
 
 
 def _link_or_copy(source: str, target: str) -> None:

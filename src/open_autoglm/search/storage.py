@@ -1,22 +1,29 @@
 """Where a study lives, and how a killed worker's trial is found and run again.
 
 SQLite in the run folder by default; `journal` for a journal file there (several local processes without
-SQLite's locking); any SQLAlchemy URL for a shared RDB. Heartbeats (RDB and journal) let any worker fail a trial
-whose worker died; on this host a dead worker is also recognised at once by its process id.
+SQLite's locking); any SQLAlchemy URL for a shared RDB — PostgreSQL for workers on several machines. Heartbeats
+(RDB and journal) let any worker fail a trial whose worker died; on this host a dead worker is also recognised
+at once by its process id. `StudyLock` makes "check the count, then ask" one step for every worker of a study:
+a file lock on one machine, a database advisory lock across machines.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import optuna
 import psutil
+import sqlalchemy
 import sqlalchemy.exc
+from filelock import FileLock
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -26,15 +33,21 @@ MAX_RETRIES = 2
 INIT_ATTEMPTS = 5
 
 
-def open_storage(storage: str | None, run_dir: Path) -> BaseStorage:
+def open_storage(
+    storage: str | None,
+    run_dir: Path,
+    heartbeat_seconds: int = HEARTBEAT_SECONDS,
+    grace_seconds: int = GRACE_SECONDS,
+) -> BaseStorage:
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+    beats = {"heartbeat_interval": heartbeat_seconds, "grace_period": grace_seconds}
     if storage in (None, "sqlite"):
         url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
         # several local workers wait for SQLite's lock rather than fail
-        return _rdb_storage(url, retry, engine_kwargs={"connect_args": {"timeout": 120}})
+        return _rdb_storage(url, retry, engine_kwargs={"connect_args": {"timeout": 120}}, **beats)
     if storage == "journal":
         return JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
-    return _rdb_storage(storage, retry)
+    return _rdb_storage(storage, retry, **beats)
 
 
 def _rdb_storage(url: str, retry: RetryHeartbeatStaleTrialCallback, **kwargs: Any) -> RDBStorage:
@@ -45,13 +58,7 @@ def _rdb_storage(url: str, retry: RetryHeartbeatStaleTrialCallback, **kwargs: An
     """
 
     def connect() -> RDBStorage:
-        return RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=retry,
-            **kwargs,
-        )
+        return RDBStorage(url, heartbeat_stale_trial_callback=retry, **kwargs)
 
     for attempt in range(INIT_ATTEMPTS - 1):
         try:
@@ -59,6 +66,70 @@ def _rdb_storage(url: str, retry: RetryHeartbeatStaleTrialCallback, **kwargs: An
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             time.sleep(0.2 * (attempt + 1))
     return connect()
+
+
+class StudyLock:
+    """One worker at a time between "how many trials are there" and "ask for one", for all workers of a study.
+
+    PostgreSQL and MySQL: a session-level advisory lock named after the study, so workers on other machines
+    wait too; SQLite and journal files live on one machine: a file lock beside them.
+    """
+
+    def __init__(self, storage: str | None, run_dir: Path, study_name: str) -> None:
+        self._dialect = server_dialect(storage)
+        self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+        self._name = f"autoglm:{study_name}"[:64]
+        self._file_lock = FileLock(str(run_dir / ".ask.lock")) if self._dialect is None else None
+        self._engine = (
+            sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+            if self._dialect is not None and storage is not None
+            else None
+        )
+        self._connection: sqlalchemy.Connection | None = None
+
+    def __enter__(self) -> StudyLock:
+        if self._file_lock is not None:
+            self._file_lock.acquire()
+            return self
+        assert self._engine is not None
+        self._connection = self._engine.connect()
+        if self._dialect == "postgresql":
+            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+        else:
+            self._connection.execute(sqlalchemy.text("SELECT GET_LOCK(:name, -1)"), {"name": self._name})
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._file_lock is not None:
+            self._file_lock.release()
+            return
+        assert self._connection is not None
+        try:
+            if self._dialect == "postgresql":
+                self._connection.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key}
+                )
+            else:
+                self._connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:name)"), {"name": self._name})
+        finally:
+            self._connection.close()  # closing the session frees its locks even if the unlock failed
+            self._connection = None
+
+
+def is_server_storage(storage: str | None) -> bool:
+    """A database server that workers on several machines can share (PostgreSQL, MySQL)."""
+    return server_dialect(storage) is not None
+
+
+def server_dialect(storage: str | None) -> str | None:
+    """postgresql / mysql for a database server URL; None for the stores that live in the run folder."""
+    if storage in (None, "sqlite", "journal"):
+        return None
+    assert storage is not None
+    dialect = sqlalchemy.engine.make_url(storage).get_backend_name()
+    return dialect if dialect in ("postgresql", "mysql", "mariadb") else None
 
 
 def worker_id() -> str:
@@ -97,9 +168,43 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     return recovered
 
 
+def recover_without_heartbeats(study: optuna.Study) -> list[int]:
+    """Where the storage keeps no heartbeats (a journal file), find dead local workers by process id."""
+    storage = study._storage
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        return []
+    return recover_interrupted(study)
+
+
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     """The same parameters and attributes as a waiting trial (Optuna's own retry callback)."""
     RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
+
+
+def fail_silent_trials(study: optuna.Study) -> list[int]:
+    """Fail the trials whose heartbeat stopped (their worker died, on any machine) and queue each again.
+
+    Optuna's `fail_stale_trials` does the same but leaves no reason on the trial; we write the reason first
+    (a finished trial takes no more attributes).
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        snapshot = storage.get_trial(trial_id)
+        worker = snapshot.user_attrs.get("worker", "?")
+        try:
+            storage.set_trial_user_attr(
+                trial_id, "fail_reason", f"interrupted: worker {worker} stopped sending heartbeats"
+            )
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        requeue(study, snapshot)
+        failed.append(snapshot.number)
+    return failed
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
@@ -30,9 +31,9 @@ from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import Direction, pareto_front, weighted_score
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
 from open_autoglm.search.space import SearchSpace, apply_overrides
-from open_autoglm.search.storage import HEARTBEAT_SECONDS, worker_id
+from open_autoglm.search.storage import worker_id
 from open_autoglm.train.callbacks import perplexity
-from open_autoglm.train.job import FitResult, fit, save_fitted
+from open_autoglm.train.job import FitResult, examples_per_step, fit, save_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ReportingCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         self.steps = state.global_step
-        self.examples = state.global_step * args.train_batch_size * args.gradient_accumulation_steps
+        self.examples = state.global_step * examples_per_step(args)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # type: ignore[no-untyped-def]
         value = _validation_value(metrics or {}, self.metric)  # validation only: test_ and baseline_ are not
@@ -123,6 +124,7 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
         _record_result(trial, fit_result, measured, reporter)
         if _is_best_so_far(ctx, values):
             save_fitted(fit_result, trial_dir / "model", config)
+            trial.set_user_attr("model_dir", str((trial_dir / "model").resolve()))
         state = _tell(ctx, trial, twin, TrialState.COMPLETE, values, measured["quality"])
     except optuna.TrialPruned as pruned:
         reason = str(pruned) or "pruned"
@@ -304,14 +306,14 @@ class _Heartbeat:
         self._stop = threading.Event()
         storage = study._storage
         self._thread: threading.Thread | None = None
-        if hasattr(storage, "record_heartbeat") and getattr(storage, "heartbeat_interval", None):
+        if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
             self._thread = threading.Thread(target=self._beat, args=(storage, trial._trial_id), daemon=True)
             self._thread.start()
 
     def _beat(self, storage: Any, trial_id: int) -> None:
         while True:
             storage.record_heartbeat(trial_id)
-            if self._stop.wait(HEARTBEAT_SECONDS):
+            if self._stop.wait(storage.get_heartbeat_interval()):
                 return
 
     def stop(self) -> None:

@@ -11,15 +11,21 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import optuna
-from filelock import FileLock
 from optuna.trial import TrialState
 
-from open_autoglm.search.storage import count_trials
+from open_autoglm.search.storage import (
+    StudyLock,
+    count_trials,
+    fail_silent_trials,
+    recover_without_heartbeats,
+)
 
 logger = logging.getLogger(__name__)
+WAIT_SECONDS = 1.0  # how often a worker with nothing to start looks again
 
 
 def work(
@@ -28,23 +34,33 @@ def work(
     deadline: float | None,
     patience: int | None,
     terminator: bool,
-    lock_path: Path,
+    lock: AbstractContextManager,
     on_trial: Callable[[optuna.Study, int], None] | None = None,
 ) -> None:
-    """Run trials until `should_stop`; the check and the ask are one step under a file lock, so W local
-    workers never start more than the asked number of trials between them."""
+    """Run trials until `should_stop`.
+
+    The check and the ask are one step under the study's lock, so its workers — processes here or on other
+    machines — never start more than the asked number of trials between them. Trials whose worker died are
+    failed (no heartbeat) and queued again first; while the last trials run elsewhere this worker waits, so that
+    it can take over one whose worker dies.
+    """
     from open_autoglm.search.trial import SearchContext, run_trial
 
     ctx = context_factory()
     assert isinstance(ctx, SearchContext)
-    lock = FileLock(str(lock_path))
     while True:
         with lock:
+            if dead := fail_silent_trials(ctx.study) or recover_without_heartbeats(ctx.study):
+                logger.info("re-queued trials %s: their workers died", dead)
             reason = should_stop(ctx.study, n_trials, deadline, patience, terminator)
-            if reason:
-                logger.info("worker stops: %s", reason)
-                return
-            trial = ctx.study.ask()
+            waiting = reason is None and running_elsewhere(ctx.study, n_trials)
+            trial = ctx.study.ask() if reason is None and not waiting else None
+        if reason:
+            logger.info("worker stops: %s", reason)
+            return
+        if trial is None:
+            time.sleep(WAIT_SECONDS)
+            continue
         run_trial(ctx, trial)
         if on_trial is not None:
             on_trial(ctx.study, trial.number)
@@ -55,8 +71,8 @@ def should_stop(
 ) -> str | None:
     """Why no new trial should start, or None."""
     counts = count_trials(study)
-    if counts["finished"] + counts["running"] >= n_trials:
-        return f"{counts['finished']} trials finished, {counts['running']} running, {n_trials} asked"
+    if counts["finished"] >= n_trials:
+        return f"{counts['finished']} trials finished, {n_trials} asked"
     if deadline is not None and time.time() >= deadline:
         return "timeout reached"
     if patience is not None and (since := trials_since_best(study)) is not None and since >= patience:
@@ -67,6 +83,16 @@ def should_stop(
         if Terminator().should_terminate(study):
             return "Optuna's terminator: further improvement is unlikely"
     return None
+
+
+def running_elsewhere(study: optuna.Study, n_trials: int) -> bool:
+    """The asked trials are all finished or running, with nothing queued: wait for the running ones.
+
+    Waiting (rather than stopping) lets this worker re-run a trial whose worker dies before it finishes.
+    """
+    counts = count_trials(study)
+    queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return counts["finished"] + counts["running"] >= n_trials and not queued
 
 
 def trials_since_best(study: optuna.Study) -> int | None:
@@ -115,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         config.search.n_trials,
         args.deadline,
         *stop_rules(config),
-        args.run_dir / ".ask.lock",
+        StudyLock(config.search.storage, args.run_dir, config.name),
         log_trial,
     )
     return 0

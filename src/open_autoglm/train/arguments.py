@@ -52,6 +52,9 @@ def build_training_args(
         remove_unused_columns=False,  # our collator drops the `length` column itself
         label_names=["labels"],
         prediction_loss_only=lm_task,
+        # Under DDP the Trainer sums token counts over processes and scales the loss by their number; only
+        # language-model losses divide by that count, a classifier's mean loss would come out W times too big.
+        average_tokens_across_devices=lm_task,
         save_total_limit=train.save_total_limit,
         logging_steps=train.logging_steps,
         logging_nan_inf_filter=False,  # a NaN must surface, not be averaged away

@@ -14,6 +14,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from transformers.trainer_callback import PrinterCallback
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
+from open_autoglm.distributed import is_main_process, main_process_first, world_size
 from open_autoglm.methods import METHODS, MethodContext
 from open_autoglm.models import (
     AUTOGLM_META,
@@ -46,6 +48,7 @@ from open_autoglm.train.callbacks import (
 from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
 from open_autoglm.train.distillation import DistillationTrainer, distillation_kwargs
 from open_autoglm.train.layer_student import with_layer_student
+from open_autoglm.train.layerwise import freeze_bottom_layers
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
 from open_autoglm.train.tasks import TASKS, BaseTask, PreparedData
@@ -78,15 +81,25 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     """Fine-tune as the config says; write everything to the run folder; return the summary."""
     started = time.perf_counter()
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = with_layer_student(config)  # distill.student_layers: model.name becomes <run>/student-init
-    dump_config(config, run_dir / "config.yaml")
-    with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:
-        fit_result = fit(config, run_dir / "trials" / "0", resume=resume)
-        save_fitted(fit_result, run_dir / "model", config)
+    main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes the run folder
+    with main_process_first():  # rank 0 builds the student and prepares the data; the others reuse them
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        # distill.student_layers: model.name becomes <run>/student-init
+        config = with_layer_student(config, build=main)
+        if main:
+            dump_config(config, run_dir / "config.yaml")
+        loaded = load_data(config)
+    with ResourceMonitor(run_dir / RESOURCES_FILE) if main else nullcontext() as monitor:
+        fit_result = fit(config, run_dir / "trials" / "0", resume=resume, loaded=loaded)
+        if main:
+            save_fitted(fit_result, run_dir / "model", config)
     summary = build_summary(config, fit_result, time.perf_counter() - started)
-    summary["resources"] = monitor.summary()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if monitor is not None:
+        summary["resources"] = monitor.summary()
+        (run_dir / "summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
     return summary
 
 
@@ -109,7 +122,7 @@ def fit(
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = trial_dir / "checkpoint"
     checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
-    if checkpoint is None:  # a fresh start: nothing of an earlier attempt may mix in
+    if checkpoint is None and is_main_process():  # a fresh start: nothing of an earlier attempt may mix in
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         (trial_dir / "metrics.jsonl").unlink(missing_ok=True)
     set_seed(config.train.seed)
@@ -141,6 +154,7 @@ def fit(
         [_without_length(prepared.datasets["train"][i]) for i in range(min(2, train_rows))]
     )
     model = apply_method(method, model, config.method.params(), ctx, probe)
+    freeze_bottom_layers(model, config.train.freeze_layers)
     trainable, total = count_parameters(model)
     logger.info(
         "method %s: %d of %d parameters train (%.2f%%)",
@@ -178,6 +192,7 @@ def fit(
         step_schedule=(config.train.scheduler.step_size, config.train.scheduler.gamma)
         if config.train.scheduler.name == "step"
         else None,
+        layer_lr_decay=config.train.layer_lr_decay,
         **distill,
     )
     trainer.remove_callback(PrinterCallback)  # we write metrics.jsonl and draw our own bar
@@ -234,7 +249,7 @@ def build_summary(config: Config, fit_result: FitResult, seconds: float) -> dict
         "trials": {"complete": 1, "pruned": 0, "failed": 0},
         "compute": {
             "train_steps": state.global_step,
-            "train_examples": int(state.global_step * config.train.batch_size * config.train.grad_accum),
+            "train_examples": state.global_step * examples_per_step(fit_result.trainer.args),
             "seconds": round(seconds, 2),
             "train_seconds": round(fit_result.train_seconds, 2),
         },
@@ -261,10 +276,17 @@ def run_params(config: Config) -> dict[str, Any]:
     return params
 
 
+def examples_per_step(args: Any) -> int:
+    """Examples in one optimizer step: per device x devices x accumulation x processes (DDP)."""
+    return int(args.train_batch_size * args.gradient_accumulation_steps * args.world_size)
+
+
 def total_optimizer_steps(train_rows: int, config: Config) -> int:
     if config.train.max_steps > 0:
         return config.train.max_steps
-    per_epoch = math.ceil(math.ceil(train_rows / config.train.batch_size) / config.train.grad_accum)
+    per_epoch = math.ceil(
+        math.ceil(train_rows / (config.train.batch_size * world_size())) / config.train.grad_accum
+    )
     return max(1, math.ceil(per_epoch * config.train.epochs))
 
 
@@ -312,6 +334,35 @@ def _final_validation(trainer: AutoglmTrainer) -> dict[str, float] | None:
     return None
 
 
+def _evaluation_twin(trainer: AutoglmTrainer) -> AutoglmTrainer:
+    """A second Trainer on the same model for the evaluation before training (see `_forget_preparation`)."""
+    keep = [c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsFileCallback)]
+    twin = AutoglmTrainer(
+        model=trainer.model,
+        args=trainer.args,
+        eval_dataset=trainer.eval_dataset,
+        data_collator=trainer.data_collator,
+        compute_metrics=trainer.compute_metrics,
+        callbacks=keep,
+        loss_name=trainer.loss_name,
+        focal_gamma=trainer.focal_gamma,
+        class_weights=trainer.class_weights,
+    )
+    twin.remove_callback(PrinterCallback)
+    return twin
+
+
+def _forget_preparation(model: Any) -> None:
+    """Let the training Trainer wrap a model that was evaluated first.
+
+    Accelerate prepares a model for evaluation without DistributedDataParallel but marks it prepared, and then
+    refuses to prepare it again for training: under DDP each process would silently train alone (accelerate
+    1.15, transformers 5.24). Evaluating through another Trainer keeps this one's Accelerator clean; the mark
+    on the model itself is removed here.
+    """
+    model.__dict__.pop("_is_accelerate_prepared", None)
+
+
 def _baseline(
     trainer: AutoglmTrainer, trial_dir: Path, task: str, splits: dict, resuming: bool
 ) -> dict[str, float]:
@@ -319,13 +370,15 @@ def _baseline(
     path = trial_dir / "baseline.json"
     if resuming and path.exists():
         return json.loads(path.read_text())
-    baseline = evaluate(trainer, trainer.eval_dataset, prefix="baseline")
+    baseline = evaluate(_evaluation_twin(trainer), trainer.eval_dataset, prefix="baseline")
+    _forget_preparation(trainer.model)
     if task == "classification":
         counts = Counter(str(r["label"]) for r in splits["train"])
         majority = counts.most_common(1)[0][0]
         val = splits["validation"]
         baseline["majority_accuracy"] = sum(str(r["label"]) == majority for r in val) / max(len(val), 1)
-    path.write_text(json.dumps(baseline, indent=2))
+    if trainer.is_world_process_zero():
+        path.write_text(json.dumps(baseline, indent=2))
     return baseline
 
 

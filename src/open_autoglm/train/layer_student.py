@@ -25,15 +25,16 @@ STUDENT_INIT = "student-init"  # the folder in the run that holds the student be
 logger = logging.getLogger(__name__)
 
 
-def with_layer_student(config: Config) -> Config:
+def with_layer_student(config: Config, build: bool = True) -> Config:
     """The config itself, or — when distill.student_layers is set — one whose model.name is a student built from
-    the teacher's layers and saved in <run>/student-init/."""
+    the teacher's layers and saved in <run>/student-init/ (`build=False`: by another process, e.g. rank 0)."""
     distill = config.distill
     if not (distill.teacher and distill.student_layers):
         return config
-    objective = _teacher_objective(config.task, Path(resolve_model_path(distill.teacher)))
     out_dir = config.run_dir / STUDENT_INIT
-    build_layer_student(distill.teacher, distill.student_layers, objective, out_dir)
+    if build:
+        objective = _teacher_objective(config.task, Path(resolve_model_path(distill.teacher)))
+        build_layer_student(distill.teacher, distill.student_layers, objective, out_dir)
     return config.model_copy(update={"model": config.model.model_copy(update={"name": str(out_dir)})})
 
 

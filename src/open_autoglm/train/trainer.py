@@ -1,13 +1,16 @@
 """Our Trainer: the Hugging Face Trainer plus what it lacks — class-weighted/focal loss, a step schedule,
-Adam/SGD choice, and a hard stop on a non-finite loss."""
+layer-wise learning-rate decay, Adam/SGD choice, and a hard stop on a non-finite loss."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from transformers import Trainer
+
+from open_autoglm.train.layerwise import layerwise_param_groups
 
 
 class NonFiniteLossError(RuntimeError):
@@ -22,6 +25,7 @@ class AutoglmTrainer(Trainer):
         focal_gamma: float = 2.0,
         class_weights: torch.Tensor | None = None,
         step_schedule: tuple[int, float] | None = None,
+        layer_lr_decay: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -29,6 +33,7 @@ class AutoglmTrainer(Trainer):
         self.focal_gamma = focal_gamma
         self.class_weights = class_weights
         self.step_schedule = step_schedule  # (step_size, gamma) for the `step` scheduler
+        self.layer_lr_decay = layer_lr_decay  # 1.0: every parameter at the base rate
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         if self.loss_name == "ce" and self.class_weights is None:
@@ -51,18 +56,39 @@ class AutoglmTrainer(Trainer):
             )
         return loss
 
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        """With layer-wise decay: one parameter group per (rate, weight decay or not) instead of the Trainer's two."""
+        if self.layer_lr_decay == 1.0 or self.optimizer is not None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        assert opt_model is not None, "the Trainer holds its model"
+        cls, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args)
+        groups = layerwise_param_groups(
+            opt_model,
+            self.args.learning_rate,
+            self.args.weight_decay,
+            self.layer_lr_decay,
+            set(self.get_decay_parameter_names(opt_model)),
+        )
+        self.optimizer = cls(groups, **kwargs)
+        return self.optimizer
+
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):  # type: ignore[no-untyped-def]
-        if self.step_schedule is None or self.lr_scheduler is not None:
+        if self.lr_scheduler is not None or self.step_schedule is None:
             return super().create_scheduler(num_training_steps, optimizer)
-        step_size, gamma = self.step_schedule
-        warmup = self.args.get_warmup_steps(num_training_steps)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return gamma ** ((step - warmup) // step_size)
-
+        factor = _step_factor(self.args.get_warmup_steps(num_training_steps), *self.step_schedule)
         target = optimizer or self.optimizer
         assert target is not None, "the optimizer is created before the scheduler"
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(target, factor)
         return self.lr_scheduler
+
+
+def _step_factor(warmup: int, step_size: int, gamma: float) -> Callable[[int], float]:
+    """The `step` schedule's multiplier: the warm-up, then gamma once every step_size steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return gamma ** ((step - warmup) // step_size)
+
+    return factor

@@ -1,0 +1,73 @@
+"""Each task's labelled splits: prepared like a classification run's (into <run>/data/<task>/), then tokenised."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from open_autoglm.config import Config
+from open_autoglm.config.sections import TaskSpec
+from open_autoglm.data.prepared import load_data
+from open_autoglm.data.splits import LoadedData
+
+
+@dataclass
+class TaskData:
+    """One task's rows, label names and tokenised splits."""
+
+    name: str
+    weight: float
+    labels: list[str]
+    loaded: LoadedData
+    encoded: dict[str, list[dict[str, Any]]]  # split -> [{input_ids, attention_mask, ..., labels}]
+
+    def rows(self, split: str) -> int:
+        return len(self.encoded.get(split, []))
+
+    def majority_accuracy(self, split: str) -> float:
+        """Accuracy of always answering the most common training label."""
+        majority = Counter(str(r["label"]) for r in self.loaded.splits["train"]).most_common(1)[0][0]
+        rows = self.loaded.splits.get(split, [])
+        return sum(str(r["label"]) == majority for r in rows) / max(len(rows), 1)
+
+
+def task_config(config: Config, task: TaskSpec) -> Config:
+    """The run's config as a classification run on this task's data (what the data pipeline expects)."""
+    return config.model_copy(update={"task": "classification", "data": task.data})
+
+
+def load_task(config: Config, task: TaskSpec, data_dir: Path, tokenizer: PreTrainedTokenizerBase) -> TaskData:
+    """Prepare (or reuse) the task's splits and tokenise them with its own prefix and max_length."""
+    from open_autoglm.train.tasks.classification import label_names
+
+    loaded = load_data(task_config(config, task), data_dir)
+    if "validation" not in loaded.splits:
+        raise ValueError(
+            f"multitask task {task.name!r}: no validation split (set data.val_ratio or data.validation)"
+        )
+    labels = label_names(loaded.splits["train"])
+    label_ids = {name: i for i, name in enumerate(labels)}
+    encoded = {}
+    for split, rows in loaded.splits.items():
+        unseen = sorted({str(r["label"]) for r in rows} - set(labels))
+        if unseen:
+            raise ValueError(
+                f"task {task.name!r}: the {split} split has labels train lacks: {', '.join(unseen)}"
+            )
+        texts = [task.data.text_prefix + str(r["text"]) for r in rows]
+        enc = tokenizer(texts, truncation=True, max_length=task.data.max_length)
+        encoded[split] = [
+            {**{key: enc[key][i] for key in enc}, "labels": label_ids[str(row["label"])]}
+            for i, row in enumerate(rows)
+        ]
+    return TaskData(task.name, task.weight, labels, loaded, encoded)
+
+
+def collate(tokenizer: PreTrainedTokenizerBase, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Pad a batch of tokenised examples into tensors (input_ids (B, T), attention_mask (B, T), labels (B,))."""
+    return dict(tokenizer.pad(examples, return_tensors="pt"))

@@ -1,0 +1,136 @@
+"""One shared encoder, one linear head per task; building it for a method, saving and loading it back.
+
+Pooling is the mean of the last hidden states over real (non-pad) tokens: the sentence encoders this tool
+ships with (MiniLM from sentence-transformers, e5) were trained to embed that way, so their pooled features
+are already meaningful before fine-tuning — which matters most under LoRA, where the encoder moves little.
+A first-token ([CLS]) head would rely on a token those models never trained as a summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoModel, PreTrainedTokenizerBase
+
+from open_autoglm.config.sections import MethodConfig, ModelConfig
+from open_autoglm.versions import versions
+
+METHODS = ("full", "lora")
+META_FILE = "multitask.json"
+HEADS_FILE = "heads.safetensors"
+BACKBONE_DIR = "backbone"
+
+
+class MultitaskModel(nn.Module):
+    """backbone → mean pooling → dropout → the task's head."""
+
+    def __init__(self, backbone: nn.Module, labels: dict[str, list[str]], dropout: float = 0.1) -> None:
+        super().__init__()
+        self.backbone = backbone
+        config: Any = backbone.config  # a transformers config (peft models forward it)
+        hidden = int(config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({task: nn.Linear(hidden, len(names)) for task, names in labels.items()})
+
+    def forward(self, task: str, input_ids: Tensor, attention_mask: Tensor, **inputs: Tensor) -> Tensor:
+        """Logits (B, labels of `task`)."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        return self.heads[task](self.dropout(mean_pool(hidden, attention_mask)))
+
+
+def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T, H), (B, T) → (B, H): the mean over real tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def load_backbone(model_path: str, model_cfg: ModelConfig) -> nn.Module:
+    """The encoder without any task head, weights in fp32 (autocast gives mixed precision)."""
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "trust_remote_code": model_cfg.trust_remote_code}
+    if model_cfg.revision:
+        kwargs["revision"] = model_cfg.revision
+    backbone = AutoModel.from_pretrained(model_path, **kwargs)
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None  # mean pooling replaces it; an unused pooler would only collect no gradient
+    return backbone
+
+
+def apply_method(backbone: nn.Module, method: MethodConfig) -> nn.Module:
+    """full: every backbone weight trains; lora: peft LoRA adapters on the backbone (the heads always train)."""
+    if method.name == "full":
+        return backbone.requires_grad_(True)
+    if method.name == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        params: Any = method.params()
+        config = LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION,
+            r=params.r,
+            lora_alpha=params.alpha,
+            lora_dropout=params.dropout,
+            target_modules=params.target_modules,
+            bias=params.bias,
+            use_rslora=params.rslora,
+        )
+        return get_peft_model(backbone, config)
+    raise ValueError(f"task: multitask supports method.name {' or '.join(METHODS)}, got {method.name!r}")
+
+
+def last_shared_layer(backbone: nn.Module) -> list[nn.Parameter]:
+    """The trainable parameters of the backbone's last numbered block (GradNorm's W), or all when unnumbered."""
+    blocks: dict[int, list[nn.Parameter]] = {}
+    trainable = [(name, p) for name, p in backbone.named_parameters() if p.requires_grad]
+    for name, param in trainable:
+        numbers = [int(part) for part in name.split(".") if part.isdigit()]
+        if numbers:
+            blocks.setdefault(numbers[-1], []).append(param)
+    return blocks[max(blocks)] if blocks else [p for _, p in trainable]
+
+
+def save_multitask(
+    model: MultitaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    model_dir: Path,
+    meta: dict[str, Any],
+) -> None:
+    """backbone/ (LoRA merged in, so it loads without the base), heads.safetensors, the tokenizer, multitask.json."""
+    from safetensors.torch import save_file
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    backbone: Any = model.backbone
+    if hasattr(backbone, "merge_and_unload"):  # a peft model: fold the adapters into the weights
+        backbone = backbone.merge_and_unload()
+    backbone.save_pretrained(str(model_dir / BACKBONE_DIR), safe_serialization=True)
+    heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
+    save_file(heads, str(model_dir / HEADS_FILE))
+    tokenizer.save_pretrained(str(model_dir))
+    meta = {
+        **meta,
+        "pooling": "mean",
+        "heads_file": HEADS_FILE,
+        "backbone": BACKBONE_DIR,
+        "versions": versions(),
+    }
+    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def load_multitask(model_dir: str | Path) -> tuple[MultitaskModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """What `save_multitask` wrote, in eval mode: (model, tokenizer, meta)."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    meta_file = model_dir / META_FILE
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{model_dir}: no {META_FILE}; is this a model folder of a multitask run?")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    model_cfg = ModelConfig(trust_remote_code=meta.get("trust_remote_code", False))
+    backbone = load_backbone(str(model_dir / meta["backbone"]), model_cfg)
+    labels = {task["name"]: task["labels"] for task in meta["tasks"]}
+    model = MultitaskModel(backbone, labels)
+    model.heads.load_state_dict(load_file(str(model_dir / meta["heads_file"])))
+    return model.eval(), AutoTokenizer.from_pretrained(str(model_dir)), meta

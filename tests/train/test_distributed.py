@@ -1,0 +1,93 @@
+"""`autoglm train` under torchrun: DDP on the CPU (gloo), 2 processes x batch 4, matches one process x batch 8."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dropout_free_encoder(tiny_encoder: Path, tmp_path: Path) -> Path:
+    """The tiny BERT without dropout: each rank's dropout masks differ, the comparison must not depend on them."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    config = BertConfig.from_pretrained(
+        tiny_encoder, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    model = BertForMaskedLM.from_pretrained(tiny_encoder, config=config)
+    path = tmp_path / "no-dropout"
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_encoder).save_pretrained(path)
+    return path
+
+
+def write_config(tmp_path: Path, name: str, model: Path, data: Path, batch_size: int) -> Path:
+    config = {
+        "name": name,
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": str(model), "precision": "fp32"},
+        "data": {"train": str(data), "max_length": 16, "val_ratio": 0.2, "test_ratio": 0.2},
+        "method": {"name": "lora", "r": 4, "dropout": 0.0},
+        "train": {
+            "epochs": 2,
+            "lr": 5e-3,
+            "batch_size": batch_size,
+            "group_by_length": False,
+            "logging_steps": 2,
+        },
+        "quiet": True,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run(command: list[str]) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_effective_batch(
+    tmp_path: Path, dropout_free_encoder: Path, topic_file: Path
+) -> None:
+    single = write_config(tmp_path, "single", dropout_free_encoder, topic_file, batch_size=8)
+    ddp = write_config(tmp_path, "ddp", dropout_free_encoder, topic_file, batch_size=4)
+    autoglm = ["-m", "open_autoglm", "train", "--no-resume", "-c"]
+    run([sys.executable, *autoglm, str(single)])
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    run([*launcher, *autoglm, str(ddp)])
+
+    one, two = (json.loads((tmp_path / "runs" / n / "summary.json").read_text()) for n in ("single", "ddp"))
+    assert two["compute"]["train_steps"] == one["compute"]["train_steps"]  # 2 x 4 rows per step, as 1 x 8
+    assert two["compute"]["train_examples"] == one["compute"]["train_examples"]
+    # Equal up to each epoch's last, short batch: DDP evens it out by repeating rows (and float summation order).
+    for split in ("validation", "test"):
+        assert two["best"][split]["loss"] == pytest.approx(one["best"][split]["loss"], abs=0.02), split
+        assert two["best"][split]["accuracy"] == pytest.approx(one["best"][split]["accuracy"], abs=0.05), (
+            split
+        )
+
+    curves = {}
+    for name in ("single", "ddp"):
+        rows = (tmp_path / "runs" / name / "trials" / "0" / "metrics.jsonl").read_text().splitlines()
+        records = [json.loads(r) for r in rows]
+        curves[name] = [
+            {"step": r["step"], "epoch": r["epoch"], "loss": r["value"]}
+            for r in records
+            if r["split"] == "train" and r["name"] == "loss"
+        ]
+    steps = [r["step"] for r in curves["ddp"]]
+    assert steps == sorted(set(steps))  # rank 0 alone logs: each step once
+    assert [r["loss"] for r in curves["ddp"]] == pytest.approx(
+        [r["loss"] for r in curves["single"]], abs=2e-3
+    )
+    assert (tmp_path / "runs" / "ddp" / "model" / "adapter_model.safetensors").is_file()
