@@ -25,6 +25,7 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_trial, print_tune_summary
+    from open_autoglm.distributed import is_main_process
     from open_autoglm.report import write_report
     from open_autoglm.search.job import run_tune
 
@@ -38,11 +39,13 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             args.overrides.append(f"search.{key}={value}")
     config = config_from_args(args)
-    if args.fresh:
+    if args.fresh and is_main_process():
         for stale in ("study.db", "study.journal", "trials", "model"):
             path = config.run_dir / stale
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     summary = run_tune(config, on_trial=print_trial)
+    if not is_main_process():  # under torchrun rank 0 reports
+        return 0
     print_tune_summary(summary)
     console.print(f"report: {write_report(config.run_dir, args.lang)}")
     console.print(f"run folder: {config.run_dir}")

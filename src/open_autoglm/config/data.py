@@ -97,7 +97,11 @@ class DataConfig(StrictModel):
     )
     validation: Path | None = Field(None, description="validation file; else split from train by val_ratio")
     test: Path | None = Field(None, description="test file; else split from train by test_ratio")
-    format: Literal["auto", "jsonl", "alpaca", "sharegpt", "csv", "tsv", "text", "html", "warc"] = "auto"
+    format: str = Field(
+        "auto",
+        description="auto (by name and content), or a reader: jsonl, alpaca, sharegpt, csv, tsv, text, html, warc, "
+        "or one a plugin registers",
+    )
     text_field: str = Field("text", description="classification/pretrain input field or column")
     label_field: str = Field("label", description="classification label field or column")
     columns: list[str] | None = Field(None, description="column names of a headerless CSV/TSV")
@@ -125,6 +129,15 @@ class DataConfig(StrictModel):
     def _sources(cls, value: object) -> object:
         if isinstance(value, list):  # a bare path in the list is a source of weight 1
             return [{"path": v} if isinstance(v, str | Path) else v for v in value]
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _known_reader(cls, value: str) -> str:
+        from open_autoglm.data.readers import READERS
+
+        if value != "auto" and value not in READERS:
+            raise ValueError(f"unknown format {value!r}; allowed: auto, {', '.join(READERS.names())}")
         return value
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from open_autoglm.config import Config, dump_config, load_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData, read_written_splits
+from open_autoglm.distributed import from_main, is_distributed, is_main_process, main_process_first
 from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.search.measure import latency_ms
@@ -43,7 +44,7 @@ from open_autoglm.search.storage import (
     worker_alive,
     worker_id,
 )
-from open_autoglm.search.trial import SearchContext
+from open_autoglm.search.trial import SearchContext, TrialOrder, follow_trials
 from open_autoglm.search.worker import split_threads, work
 from open_autoglm.train.job import fit, save_fitted
 from open_autoglm.train.tasks import TASKS
@@ -56,6 +57,8 @@ def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | Non
     """Search as the config says (re-running continues the study); write everything to the run folder."""
     started = time.perf_counter()
     run_dir = config.run_dir
+    if not is_main_process():  # under torchrun: rank 0 writes the run folder, this rank trains its trials
+        return _search(config, on_trial, started)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
 
@@ -70,11 +73,36 @@ def _search(
     config: Config, on_trial: Callable[[optuna.Study, int], None] | None, started: float
 ) -> dict[str, Any]:
     """Steps 1 to 6 of the module docstring; returns the summary."""
-    run_dir = config.run_dir
-    # 1. Data, prepared once for all trials (reused when unchanged);
+    # 1. Data, prepared once for all trials (reused when unchanged; under torchrun by rank 0 first);
     # 2. the space, checked against the config before any trial runs.
-    loaded = load_data(config)
+    with main_process_first():
+        loaded = load_data(config)
     space = build_space(config)
+    if is_distributed():
+        if config.search.workers > 1:
+            raise ValueError(
+                "search.workers > 1 under torchrun / accelerate launch: every trial already trains on all "
+                "the launched processes; use workers: 1 (or more machines sharing search.storage)"
+            )
+        if not is_main_process():  # rank 0 runs the study; this process trains each of its trials with it
+            follow_trials(config, loaded)
+            return {}
+        try:
+            return _study(config, on_trial, started, loaded, space)
+        finally:
+            from_main(None)  # the other ranks stop following
+    return _study(config, on_trial, started, loaded, space)
+
+
+def _study(
+    config: Config,
+    on_trial: Callable[[optuna.Study, int], None] | None,
+    started: float,
+    loaded: LoadedData,
+    space: SearchSpace,
+) -> dict[str, Any]:
+    """Steps 3 to 6 of the module docstring."""
+    run_dir = config.run_dir
 
     # 3. The study: created, or loaded and its interrupted trials queued again.
     #    Under the study's lock: several `tune`s on several machines may start on one shared storage at once.
@@ -407,6 +435,7 @@ def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, A
             **({"test": loaded.splits["test"]} if "test" in loaded.splits else {}),
         }
     )
+    from_main(TrialOrder(best_config, config.run_dir / "refit", baseline=False, loaded=merged))
     result = fit(
         best_config, config.run_dir / "refit", resume=False, loaded=merged, checkpoints=False, baseline=False
     )

@@ -9,6 +9,7 @@ a file lock on one machine, a database advisory lock across machines.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import socket
@@ -192,7 +193,7 @@ def fail_silent_trials(study: optuna.Study) -> list[int]:
         return []
     failed = []
     for trial_id in storage._get_stale_trial_ids(study._study_id):
-        snapshot = storage.get_trial(trial_id)
+        snapshot = copy.deepcopy(storage.get_trial(trial_id))  # a cached storage hands out its own object
         worker = snapshot.user_attrs.get("worker", "?")
         try:
             storage.set_trial_user_attr(

@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 
 from open_autoglm.config import Config
 from open_autoglm.data.splits import LoadedData
+from open_autoglm.distributed import from_main, world_size
 from open_autoglm.methods import METHODS
 from open_autoglm.models import resolve_model_path
 from open_autoglm.monitor import RESOURCES_FILE, PeakMemory, ResourceMonitor
@@ -34,6 +35,7 @@ from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import worker_id
 from open_autoglm.train.callbacks import perplexity
 from open_autoglm.train.job import FitResult, examples_per_step, fit, save_fitted
+from open_autoglm.train.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +80,19 @@ class ReportingCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # type: ignore[no-untyped-def]
         value = _validation_value(metrics or {}, self.metric)  # validation only: test_ and baseline_ are not
-        if value is None or self.trial is None or self.training_done or not state.epoch:
+        if value is None or self.training_done or not state.epoch:
             return
-        self.last_step = round((state.epoch or 0) * STEPS_PER_EPOCH)
-        self.trial.report(float(value), self.last_step)
-        if state.global_step < state.max_steps and self.trial.should_prune():  # never cut a finished trial
-            raise optuna.TrialPruned(self.pruner.last_reason if self.pruner else "pruned")
+        reason = None
+        if self.trial is not None:
+            self.last_step = round((state.epoch or 0) * STEPS_PER_EPOCH)
+            self.trial.report(float(value), self.last_step)
+            if (
+                state.global_step < state.max_steps and self.trial.should_prune()
+            ):  # never cut a finished trial
+                reason = self.pruner.last_reason if self.pruner else "pruned"
+        reason = from_main(reason)  # under torchrun rank 0 decides and every rank stops with it
+        if reason is not None:
+            raise optuna.TrialPruned(reason)
 
 
 def _validation_value(metrics: dict[str, float], metric: str) -> float | None:
@@ -109,6 +118,8 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
             json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8"
         )
         config = _fit_memory(config, trial)
+        trial.set_user_attr("processes", world_size())
+        from_main(TrialOrder(config, trial_dir, baseline=trial.user_attrs.get("role") == "default"))
         with ResourceMonitor(trial_dir / RESOURCES_FILE), PeakMemory() as peak:
             fit_result = fit(
                 config,
@@ -145,6 +156,39 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
         del fit_result
         _release_memory()
     return state
+
+
+@dataclass(frozen=True)
+class TrialOrder:
+    """What rank 0 sends the other processes of a `torchrun` launch: train this config with me."""
+
+    config: Config
+    trial_dir: Path
+    baseline: bool
+    loaded: LoadedData | None = None  # the refit's train+validation; trials use the splits every rank read
+
+
+def follow_trials(ctx_config: Config, loaded: LoadedData) -> None:
+    """The loop of ranks other than 0 under `torchrun`: train each trial rank 0 orders, until it sends None.
+
+    Rank 0 alone talks to the study; here the same config trains with it (DDP inside `fit`), and a pruning
+    decision arrives through `ReportingCallback` so that every rank stops the trial at the same evaluation.
+    """
+    while (order := from_main(None)) is not None:
+        try:
+            fit(
+                order.config,
+                order.trial_dir,
+                resume=False,
+                loaded=order.loaded or loaded,
+                callbacks=[ReportingCallback(None, None, TASKS.get(ctx_config.task).metric)],
+                checkpoints=False,
+                baseline=order.baseline,
+            )
+        except optuna.TrialPruned:
+            pass
+        finally:
+            _release_memory()
 
 
 def describe_trial(trial: FrozenTrial) -> str:
