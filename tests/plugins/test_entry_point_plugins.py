@@ -1,5 +1,5 @@
-"""A third-party package installed into the venv adds a method and a data reader through entry points, and a
-config uses both by name — no import of the plugin anywhere in Open-AutoGLM."""
+"""A third-party package installed into the venv adds a method, a data reader, a cleaner, a metric and an exporter
+through entry points, and a config uses them by name — no import of the plugin anywhere in Open-AutoGLM."""
 
 from __future__ import annotations
 
@@ -47,29 +47,30 @@ def test_a_config_trains_with_the_plugins_method_and_reader(
 
     rows = make_topic_rows(120, seed=5)
     data = tmp_path / "topics.pipe"
-    lines = [f"{r['label']}|{r['text']}" for r in rows] + ["a line without a bar"]
+    lines = [f"{r['label']}|{r['text']} room 42" for r in rows] + ["a line without a bar"]
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = {
         "name": "plugged",
         "output_dir": str(tmp_path / "runs"),
         "model": {"name": str(tiny_encoder)},
-        "data": {"train": str(data), "format": "pipe", "max_length": 16, "max_bad_ratio": 0.05},
+        "data": {
+            "train": str(data),
+            "format": "pipe",
+            "max_length": 16,
+            "max_bad_ratio": 0.05,
+            "clean": {"extra": ["mask_digits"]},
+        },
         "method": "bias_only",
-        "train": {"epochs": 1, "lr": 1e-2, "batch_size": 16},
+        "train": {"epochs": 1, "lr": 1e-2, "batch_size": 16, "metrics": ["balanced_accuracy"]},
+        "export": {"extra": ["label_list"]},
         "quiet": True,
     }
     path = tmp_path / "plugged.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "open_autoglm", "train", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
     run = tmp_path / "runs" / "plugged"
+    autoglm("train", "-c", str(path))
+    autoglm("export", "-c", str(path), "--model", str(run / "model"), "--merge", "--latency-rows", "5")
+
     summary = json.loads((run / "summary.json").read_text())
     assert summary["method"] == "bias_only"
     trainable, total = summary["parameters"]["trainable"], summary["parameters"]["total"]
@@ -78,3 +79,21 @@ def test_a_config_trains_with_the_plugins_method_and_reader(
     assert report["rows_in"] == len(rows) + 1 and report["quarantined"] == 1  # read by the plugin's reader
     quarantine = (run / "data" / "quarantine.jsonl").read_text(encoding="utf-8")
     assert "expected label|text" in quarantine and f'"line": {len(rows) + 1}' in quarantine
+    kept = (run / "data" / "train.jsonl").read_text(encoding="utf-8")
+    assert "room ##" in kept and "42" not in kept  # the plugin's cleaner ran
+    for split in ("validation", "test"):
+        assert 0.0 <= summary["best"][split]["balanced_accuracy"] <= 1.0  # the plugin's metric
+    written = json.loads((run / "export" / "export_report.json").read_text())["plugins"]["label_list"]
+    labels = json.loads((run / "model" / "autoglm.json").read_text())["labels"]
+    assert Path(written).read_text(encoding="utf-8").split() == labels  # the plugin's exporter
+
+
+def autoglm(*args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "open_autoglm", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

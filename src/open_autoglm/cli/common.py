@@ -50,6 +50,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+def one_model_config(config: Config, verb: str) -> Config:
+    """The config as `eval`, `export` and `distill` use it: about one model of one task.
+
+    A transfer run's model is a classifier of its labelled data; a multi-task model has a head per task that
+    these verbs do not read.
+    """
+    if config.task == "transfer":
+        return config.model_copy(update={"task": "classification"})
+    if config.task == "multitask":
+        raise ConfigError(
+            f"autoglm {verb} works on one task's model; a multitask run's model/ reloads with "
+            "open_autoglm.multitask.load_multitask and its summary.json holds every task's test metrics"
+        )
+    return config
+
+
 def setup_logging(quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.INFO
     logging.basicConfig(

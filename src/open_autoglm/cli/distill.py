@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from open_autoglm.cli.common import add_config_options, config_from_args, console
+from open_autoglm.cli.common import add_config_options, config_from_args, console, one_model_config
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.student_layers is not None:
         args.overrides.append(f"distill.student_layers={args.student_layers}")
-    config = config_from_args(args)
+    config = one_model_config(config_from_args(args), "distill")
     report = run_distill(config, args.teacher)
     _print_report(report)
     console.print(f"results: {config.run_dir / DISTILL_REPORT}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from open_autoglm.cli.common import add_config_options, config_from_args, console
+from open_autoglm.cli.common import add_config_options, config_from_args, console, one_model_config
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_eval
     from open_autoglm.evaluate.job import EVAL_FILE, EvalOptions, run_eval
 
-    config = config_from_args(args)
+    config = one_model_config(config_from_args(args), "eval")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be >= 0, got {args.tolerance}")
     options = EvalOptions(

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from open_autoglm.cli.common import add_config_options, config_from_args, console
+from open_autoglm.cli.common import add_config_options, config_from_args, console, one_model_config
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -45,7 +45,7 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.export.job import EXPORT_REPORT, ExportOptions, run_export
 
-    config = config_from_args(args)
+    config = one_model_config(config_from_args(args), "export")
     everything = not (args.merge or args.onnx or args.quantize or args.prune)
     options = ExportOptions(
         model=args.model,

@@ -7,6 +7,7 @@ import argparse
 import shutil
 
 from open_autoglm.cli.common import add_config_options, add_lang_option, config_from_args, console
+from open_autoglm.config import ConfigError
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -39,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             args.overrides.append(f"search.{key}={value}")
     config = config_from_args(args)
+    if config.task in ("multitask", "transfer"):
+        raise ConfigError(
+            f"autoglm tune searches single-task runs (classification, sft, pretrain); task {config.task} "
+            "trains with autoglm train"
+        )
     if args.fresh and is_main_process():
         for stale in ("study.db", "study.journal", "trials", "model"):
             path = config.run_dir / stale

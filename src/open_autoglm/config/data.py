@@ -15,6 +15,13 @@ PII_TYPES: list[PiiType] = ["email", "phone", "id", "card", "ip"]
 AUGMENT_OPS: list[AugmentOp] = ["synonym", "swap", "delete", "insert"]
 
 
+def _known(names: list[str], known: list[str], family: str) -> list[str]:
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {family} {unknown}; known: {', '.join(known) or 'none installed'}")
+    return names
+
+
 class SourceConfig(StrictModel):
     """One training file of a mix."""
 
@@ -33,6 +40,17 @@ class CleanConfig(StrictModel):
     whitespace: bool = Field(True, description="runs of spaces/tabs become one space; ends trimmed")
     control_chars: bool = Field(True, description="drop control and zero-width characters")
     lowercase: bool = Field(False, description="lower-case (for uncased encoders)")
+    extra: list[str] = Field(
+        default_factory=list,
+        description="cleaners from plugins (entry points open_autoglm.cleaners), in order",
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        from open_autoglm.data.clean import CLEANERS
+
+        return _known(names, CLEANERS.names(), "cleaner")
 
 
 class PiiConfig(StrictModel):

@@ -111,6 +111,9 @@ class TrainConfig(StrictModel):
     grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
     max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 turns it off)")
     gradient_checkpointing: bool = False
+    mlm_probability: float = Field(
+        0.15, gt=0.0, lt=1.0, description="masked LM (pretrain, transfer): share of tokens masked"
+    )
     layer_lr_decay: float = Field(
         1.0,
         gt=0.0,
@@ -133,12 +136,28 @@ class TrainConfig(StrictModel):
     save_total_limit: PositiveInt = Field(2, description="checkpoints kept (older ones deleted)")
     logging_steps: PositiveInt = 10
     seed: int = 42
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="classification metrics from plugins (entry points open_autoglm.metrics) reported beside "
+        "accuracy and F1, in training and in autoglm eval",
+    )
     report_to: list[TrackerName] = Field(
         default_factory=list,
         description="experiment trackers that get metrics and params: tensorboard, mlflow, wandb (off by default)",
     )
 
     _named_nodes = field_validator("optimizer", "scheduler", "loss", mode="before")(_named)
+
+    @field_validator("metrics")
+    @classmethod
+    def _registered_metrics(cls, names: list[str]) -> list[str]:
+        from open_autoglm.train.tasks.classification import CLASSIFICATION_METRICS
+
+        unknown = [n for n in names if n not in CLASSIFICATION_METRICS]
+        if unknown:
+            known = ", ".join(CLASSIFICATION_METRICS.names()) or "none installed"
+            raise ValueError(f"unknown metric {unknown}; known: {known}")
+        return names
 
     @field_validator("report_to")
     @classmethod
@@ -264,6 +283,22 @@ class ExportConfig(StrictModel):
     )
     opset: int = Field(18, ge=17, description="ONNX opset of the exported model")
     prune: PruneConfig = Field(default_factory=PruneConfig)
+    extra: list[str] = Field(
+        default_factory=list,
+        description="exporters from plugins (entry points open_autoglm.exporters), run on the merged model",
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _registered_exporters(cls, names: list[str]) -> list[str]:
+        from open_autoglm.export.plugins import EXPORTERS
+
+        unknown = [n for n in names if n not in EXPORTERS]
+        if unknown:
+            raise ValueError(
+                f"unknown exporter {unknown}; known: {', '.join(EXPORTERS.names()) or 'none installed'}"
+            )
+        return names
 
 
 class DistillConfig(StrictModel):
@@ -330,14 +365,8 @@ class TransferConfig(StrictModel):
     text_field: str = Field("text", description="the domain text's field or column")
     pretrain_epochs: float = Field(1.0, gt=0.0, description="epochs of continued pretraining")
     pretrain_lr: float = Field(5e-5, gt=0.0, lt=1.0, description="learning rate of continued pretraining")
-    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0, description="masked share for encoders")
     max_rows: PositiveInt | None = Field(None, description="use at most this many domain-text rows")
     second_task: DataConfig | None = Field(
         None,
         description="labelled data of another task, scored before and after to show what was kept or lost",
     )
-    adversarial: bool = Field(
-        False,
-        description="a domain classifier behind gradient reversal on train rows vs domain text (DANN)",
-    )
-    adversarial_weight: float = Field(0.1, ge=0.0, description="weight of the domain classifier's loss")

@@ -13,6 +13,7 @@ import html
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import partial
 
 import trafilatura
@@ -20,6 +21,7 @@ from resiliparse.extract.html2text import extract_plain_text
 
 from open_autoglm.config.data import CleanConfig
 from open_autoglm.data.encoding import guess_encoding
+from open_autoglm.registry import Registry
 
 # Tag names that make a row HTML. Closing tags count in any case; opening tags of multi-letter names in lower
 # or upper case (`<div>`, `<BR>`) but not Capitalised, and of single-letter names in lower case only, so that
@@ -119,9 +121,13 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs
 _WHATWG_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252"}
 
 
+CLEANERS: Registry[Callable[[str], str]] = Registry("cleaner", entry_point_group="open_autoglm.cleaners")
+
+
 def clean_text(text: str, options: CleanConfig) -> str:
     """`text` with HTML turned to text, NFKC, invisible characters dropped, white space normalised and
-    optionally lower-cased, each step only when its flag in `options` is on."""
+    optionally lower-cased, each step only when its flag in `options` is on; then the plugin cleaners that
+    `options.extra` names, in order."""
     if not options.enabled:
         return text
     if options.html:
@@ -134,6 +140,8 @@ def clean_text(text: str, options: CleanConfig) -> str:
         text = normalise_whitespace(text)
     if options.lowercase:
         text = text.lower()
+    for name in options.extra:
+        text = CLEANERS.get(name)(text)
     return text
 
 

@@ -67,6 +67,7 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
         latency_examples=options.latency_examples,
         labels=meta.get("labels"),
         objective=meta["objective"],
+        extra_metrics=tuple(config.train.metrics),
     )
 
     with ResourceMonitor(out_dir / RESOURCES_FILE):

@@ -27,6 +27,7 @@ from open_autoglm.evaluate.predict import (
     predict_labels,
     prompt_and_reference,
 )
+from open_autoglm.train.tasks.classification import plugin_metrics
 
 Statistic = Callable[[np.ndarray], float]
 CLASSIFICATION_INTERVALS = ("accuracy", "f1_macro")  # metrics that get a bootstrap interval
@@ -43,6 +44,7 @@ class ScoringOptions:
     latency_examples: int = 32  # rows timed one at a time for the per-example latency
     labels: list[str] | None = None  # classification: the model's label names, id order
     objective: str = "seq_cls"
+    extra_metrics: tuple[str, ...] = ()  # classification: plugin metrics (train.metrics)
 
 
 @dataclass
@@ -86,6 +88,7 @@ def _classification(
     batched = predict_labels(model, tokenizer, texts, o.batch_size, o.max_length)
     single = predict_labels(model, tokenizer, texts[: o.latency_examples + 1], 1, o.max_length)
     report = classification_metrics(truth, batched.predicted, labels)
+    report["metrics"] |= plugin_metrics(o.extra_metrics, batched.predicted, truth)
     statistics = {
         name: classification_statistic(name, truth, batched.predicted, labels)
         for name in CLASSIFICATION_INTERVALS

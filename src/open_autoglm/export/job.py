@@ -32,6 +32,7 @@ from open_autoglm.export.onnx import (
     quantize_onnx_dynamic,
     quantize_onnx_static,
 )
+from open_autoglm.export.plugins import run_plugin_exporters
 from open_autoglm.export.prune import prune_model, save_pruned, score_importance
 from open_autoglm.export.recover import recover
 from open_autoglm.export.torch_int8 import quantize_linear_int8, serialised_size_mb
@@ -148,6 +149,7 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
         "merge_max_abs_diff": merged.max_abs_diff,
         "onnx_fused_operators": fused,
         "pruning": pruning,
+        "plugins": run_plugin_exporters(config.export.extra, merged.path, out_dir),
     }
     report["versions"] = versions()
     (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -253,6 +255,7 @@ def _export_language_model(
         "merge_max_abs_diff": merged.max_abs_diff,
         "variants": [],
         "best": None,
+        "plugins": run_plugin_exporters(config.export.extra, merged.path, out_dir),
         "versions": versions(),
     }
     (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,6 +11,7 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
+from open_autoglm.registry import Registry
 from open_autoglm.train.tasks.base import TASKS, BaseTask, PreparedData
 
 
@@ -20,7 +23,19 @@ def label_names(rows: list[dict]) -> list[str]:
     return sorted(values)
 
 
-def classification_metrics(eval_pred: Any) -> dict[str, float]:
+# Plugin metrics: name -> f(predicted label ids, true label ids) -> float; train.metrics names the ones to report.
+CLASSIFICATION_METRICS: Registry[Callable[[np.ndarray, np.ndarray], float]] = Registry(
+    "metric", entry_point_group="open_autoglm.metrics"
+)
+
+
+def plugin_metrics(names: Sequence[str], preds: Any, labels: Any) -> dict[str, float]:
+    return {
+        name: float(CLASSIFICATION_METRICS.get(name)(np.asarray(preds), np.asarray(labels))) for name in names
+    }
+
+
+def classification_metrics(eval_pred: Any, extra: Sequence[str] = ()) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
     logits, labels = eval_pred.predictions, eval_pred.label_ids
@@ -29,7 +44,7 @@ def classification_metrics(eval_pred: Any) -> dict[str, float]:
     return {
         "accuracy": float(accuracy_score(labels, preds)),
         "f1_macro": float(f1_score(labels, preds, average="macro", zero_division=0)),
-    }
+    } | plugin_metrics(extra, preds, labels)
 
 
 @TASKS.register("classification")
@@ -74,6 +89,6 @@ class ClassificationTask(BaseTask):
         return PreparedData(
             datasets=datasets,
             collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=classification_metrics,
+            compute_metrics=partial(classification_metrics, extra=tuple(config.train.metrics)),
             labels=labels,
         )

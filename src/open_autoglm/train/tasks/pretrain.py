@@ -55,7 +55,7 @@ class PretrainTask(BaseTask):
                 datasets[split] = Dataset.from_dict(
                     {"input_ids": blocks, "length": [max_length] * len(blocks)}
                 )
-            else:  # masked LM: one example per document, truncated; the collator masks 15% of tokens
+            else:  # masked LM: one example per document, truncated; the collator masks train.mlm_probability
                 enc = tokenizer(texts, truncation=True, max_length=max_length)
                 datasets[split] = Dataset.from_dict(
                     {"input_ids": enc["input_ids"], "length": [len(ids) for ids in enc["input_ids"]]}
@@ -63,6 +63,6 @@ class PretrainTask(BaseTask):
             if len(datasets[split]) == 0:
                 raise ValueError(f"{split}: no full block of {max_length} tokens; lower data.max_length")
         collator = DataCollatorForLanguageModeling(
-            tokenizer, mlm=objective == "masked_lm", mlm_probability=0.15
+            tokenizer, mlm=objective == "masked_lm", mlm_probability=config.train.mlm_probability
         )
         return PreparedData(datasets=datasets, collator=collator, dropped=dropped)

@@ -1,12 +1,15 @@
-"""What a third-party package adds to Open-AutoGLM through entry points (see pyproject.toml):
-`bias_only`, a BitFit-style method (biases and the task head train), and `pipe`, a reader of `label|text` lines."""
+"""What a third-party package adds to Open-AutoGLM through entry points (see pyproject.toml): `bias_only`, a
+BitFit-style method (biases and the task head train), `pipe`, a reader of `label|text` lines, the cleaner
+`mask_digits`, the metric `balanced_accuracy` and the exporter `label_list`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 from torch import nn
 
 from open_autoglm.config.base import StrictModel
@@ -42,3 +45,22 @@ class PipeReader(BaseReader):
                     yield Malformed(str(path), number, "expected label|text", line)
                 else:
                     yield Record({"text": text, "label": label}, str(path), number)
+
+
+def mask_digits(text: str) -> str:
+    """A cleaner: every digit becomes #."""
+    return "".join("#" if ch.isdigit() else ch for ch in text)
+
+
+def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """A metric: the mean of the per-class recalls."""
+    classes = np.unique(truth)
+    return float(np.mean([(predicted[truth == c] == c).mean() for c in classes]))
+
+
+def label_list(merged_dir: Path, out_dir: Path) -> Path:
+    """An exporter: the model's labels, one per line, for a downstream service."""
+    labels = json.loads((merged_dir / "autoglm.json").read_text(encoding="utf-8"))["labels"]
+    path = out_dir / "labels.txt"
+    path.write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return path
