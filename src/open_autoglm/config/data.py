@@ -15,7 +15,8 @@ PII_TYPES: list[PiiType] = ["email", "phone", "id", "card", "ip"]
 AUGMENT_OPS: list[AugmentOp] = ["synonym", "swap", "delete", "insert"]
 
 
-def _known(names: list[str], known: list[str], family: str) -> list[str]:
+def registered_names(names: list[str], known: list[str], family: str) -> list[str]:
+    """`names` when each is registered (a plugin's entry point, or built in); else an error listing the known."""
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown {family} {unknown}; known: {', '.join(known) or 'none installed'}")
@@ -50,7 +51,7 @@ class CleanConfig(StrictModel):
     def _registered(cls, names: list[str]) -> list[str]:
         from open_autoglm.data.clean import CLEANERS
 
-        return _known(names, CLEANERS.names(), "cleaner")
+        return registered_names(names, CLEANERS.names(), "cleaner")
 
 
 class PiiConfig(StrictModel):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from open_autoglm.config.base import StrictModel
-from open_autoglm.config.data import DataConfig
+from open_autoglm.config.data import DataConfig, registered_names
 
 TaskName = Literal["classification", "sft", "pretrain", "multitask", "transfer"]
 TrackerName = Literal["tensorboard", "mlflow", "wandb"]
@@ -153,11 +153,7 @@ class TrainConfig(StrictModel):
     def _registered_metrics(cls, names: list[str]) -> list[str]:
         from open_autoglm.train.tasks.classification import CLASSIFICATION_METRICS
 
-        unknown = [n for n in names if n not in CLASSIFICATION_METRICS]
-        if unknown:
-            known = ", ".join(CLASSIFICATION_METRICS.names()) or "none installed"
-            raise ValueError(f"unknown metric {unknown}; known: {known}")
-        return names
+        return registered_names(names, CLASSIFICATION_METRICS.names(), "metric")
 
     @field_validator("report_to")
     @classmethod
@@ -293,12 +289,7 @@ class ExportConfig(StrictModel):
     def _registered_exporters(cls, names: list[str]) -> list[str]:
         from open_autoglm.export.plugins import EXPORTERS
 
-        unknown = [n for n in names if n not in EXPORTERS]
-        if unknown:
-            raise ValueError(
-                f"unknown exporter {unknown}; known: {', '.join(EXPORTERS.names()) or 'none installed'}"
-            )
-        return names
+        return registered_names(names, EXPORTERS.names(), "exporter")
 
 
 class DistillConfig(StrictModel):

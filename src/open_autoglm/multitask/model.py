@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from transformers import AutoModel, PreTrainedTokenizerBase
 
 from open_autoglm.config.sections import MethodConfig, ModelConfig
+from open_autoglm.methods import METHODS as REGISTERED_METHODS
+from open_autoglm.methods import MethodContext
 from open_autoglm.versions import versions
 
 METHODS = ("full", "lora")
@@ -63,20 +65,9 @@ def apply_method(backbone: nn.Module, method: MethodConfig) -> nn.Module:
     """full: every backbone weight trains; lora: peft LoRA adapters on the backbone (the heads always train)."""
     if method.name == "full":
         return backbone.requires_grad_(True)
-    if method.name == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        params: Any = method.params()
-        config = LoraConfig(
-            task_type=TaskType.FEATURE_EXTRACTION,
-            r=params.r,
-            lora_alpha=params.alpha,
-            lora_dropout=params.dropout,
-            target_modules=params.target_modules,
-            bias=params.bias,
-            use_rslora=params.rslora,
-        )
-        return get_peft_model(backbone, config)
+    if method.name == "lora":  # the lora method of `autoglm train`, on a bare encoder (no peft task head)
+        ctx = MethodContext(task="multitask", objective="features")
+        return REGISTERED_METHODS.get("lora")().apply(backbone, method.params(), ctx)
     raise ValueError(f"task: multitask supports method.name {' or '.join(METHODS)}, got {method.name!r}")
 
 
