@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import subprocess
 import sys
 import time
@@ -62,9 +63,13 @@ def test_peak_rss_catches_an_allocation(tmp_path: Path) -> None:
     path = tmp_path / "resources.jsonl"
     with ResourceMonitor(path, interval_s=0.1) as monitor:
         time.sleep(0.2)
-        block = np.ones(200 * 2**20 // 8)  # 200 MB, every page written
+        # 200 MB mapped and every page written; closing unmaps it, whatever state the process's heap is in
+        # (after hundreds of tests a freed numpy array can stay in the allocator's arenas)
+        block = mmap.mmap(-1, 200 * 2**20)
+        for offset in range(0, len(block), mmap.PAGESIZE):
+            block[offset] = 1
         time.sleep(0.5)
-        del block
+        block.close()
         time.sleep(0.2)
     samples = read_resources(path)
     assert samples[-1]["peak_rss_mb"] - samples[0]["rss_mb"] > 150

@@ -46,6 +46,25 @@ def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.Ca
     assert str(config) in err
 
 
+@pytest.mark.parametrize(
+    ("example", "verb", "message"),
+    [
+        ("multitask_zh_sentiment_news.yaml", "tune", "tune searches single-task runs"),
+        ("transfer_chnsenticorp_e5.yaml", "tune", "tune searches single-task runs"),
+        ("multitask_zh_sentiment_news.yaml", "eval", "load_multitask"),
+        ("multitask_zh_sentiment_news.yaml", "export", "load_multitask"),
+    ],
+)
+def test_verbs_for_one_model_refuse_multitask_and_transfer_runs_plainly(
+    example: str, verb: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Path(__file__).resolve().parents[2] / "examples" / example
+    extra = ["--model", str(tmp_path)] if verb != "tune" else []
+    assert main([verb, "-c", str(config), "--out", str(tmp_path / "run"), "-q", *extra]) == 2
+    assert message in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
 def test_bad_set_value_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(
