@@ -31,10 +31,7 @@ def _run(tmp_path: Path, model: str, tasks: list[dict], weighting: str, epochs: 
             "quiet": True,
         }
     )
-    summary = run_multitask(config)
-    print({t: (b["test"]["accuracy"], b["majority_accuracy"]) for t, b in summary["tasks"].items()})
-    print(summary["compute"])
-    return summary
+    return run_multitask(config)
 
 
 def _beats_majority(summary: dict, margins: dict[str, float]) -> None:
