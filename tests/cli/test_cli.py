@@ -176,3 +176,51 @@ def test_quickstart_searches_and_beats_the_default_config(tmp_path: Path) -> Non
     assert summary["resources"]["overhead_fraction"] < 0.05
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Learning curves" in html and "plotly" in html.lower()
+
+
+def test_train_runs_multitask_and_transfer_configs(
+    tmp_path: Path, tiny_encoder: Path, topic_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [json.loads(line) for line in topic_file.read_text().splitlines()]
+    pairs = tmp_path / "pairs.jsonl"  # a second task on the same texts: two coarse groups of topics
+    pairs.write_text(
+        "".join(
+            json.dumps({"text": r["text"], "label": "a" if r["label"] in ("sports", "science") else "b"})
+            + "\n"
+            for r in rows
+        )
+    )
+    data = {"max_length": 16, "val_ratio": 0.2, "test_ratio": 0.2}
+    base = {
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": str(tiny_encoder)},
+        "method": {"name": "lora", "r": 4},
+        "train": {"epochs": 1, "lr": 5e-3, "batch_size": 8},
+        "quiet": True,
+    }
+    configs = {
+        "multitask": base
+        | {
+            "task": "multitask",
+            "multitask": {
+                "tasks": [
+                    {"name": "topics", "data": {"train": str(topic_file), **data}},
+                    {"name": "pairs", "data": {"train": str(pairs), **data}},
+                ]
+            },
+        },
+        "transfer": base
+        | {
+            "task": "transfer",
+            "data": {"train": str(topic_file), **data},
+            "transfer": {"domain_text": str(pairs), "second_task": {"train": str(pairs), **data}},
+        },
+    }
+    for name, config in configs.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config | {"name": name}))
+        assert main(["train", "-c", str(path)]) == 0, name
+        summary = json.loads((tmp_path / "runs" / name / "summary.json").read_text())
+        assert summary["task"] == name and summary["parameters"]["trainable"] > 0
+    printed = capsys.readouterr().err.replace("\n", " ")  # the console writes to stderr
+    assert "parameters trained" in printed and "domain perplexity" in printed and "linear probe" in printed

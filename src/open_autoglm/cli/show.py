@@ -31,6 +31,23 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     )
 
 
+def print_transfer(block: dict[str, Any]) -> None:
+    """The three steps of `task: transfer` in three lines."""
+    perplexity, target = block["domain_perplexity"], block["target"]
+    metric = target["metric"]
+    console.print(
+        f"domain perplexity {perplexity['before']:.2f} → {perplexity['after']:.2f} (continued pretraining)"
+    )
+    console.print(
+        f"target {metric} {target['adapted'][metric]:.4f} adapted, {target['without_adaptation'][metric]:.4f} "
+        f"without ({target['gain']:+.4f}); majority class {target['majority_accuracy']:.4f}"
+    )
+    second = block.get("second_task")
+    if second:
+        probes = ", ".join(f"{name} {value:.4f}" for name, value in second["accuracy"].items())
+        console.print(f"second task, linear probe {second['metric']}: {probes}")
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 

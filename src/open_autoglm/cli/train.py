@@ -18,7 +18,7 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from open_autoglm.cli.show import print_summary
+    from open_autoglm.cli.show import print_summary, print_transfer
     from open_autoglm.distributed import is_main_process
 
     config = config_from_args(args)
@@ -31,5 +31,7 @@ def run(args: argparse.Namespace) -> int:
     summary = job(config, resume=not args.no_resume)
     if is_main_process():
         print_summary(summary, config.run_dir)
+        if "transfer" in summary:
+            print_transfer(summary["transfer"])
         console.print(f"run folder: {config.run_dir}")
     return 0

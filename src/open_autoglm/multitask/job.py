@@ -14,6 +14,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from open_autoglm.config import Config, dump_config
+from open_autoglm.distributed import is_main_process, main_process_first
 from open_autoglm.models import choose_placement, load_tokenizer, resolve_model_path
 from open_autoglm.multitask.data import TaskData, load_task
 from open_autoglm.multitask.evaluation import evaluate_tasks, flatten
@@ -27,6 +28,7 @@ from open_autoglm.multitask.model import (
 )
 from open_autoglm.multitask.sampling import task_probabilities
 from open_autoglm.multitask.weighting import WEIGHTINGS
+from open_autoglm.train.method_setup import count_parameters
 from open_autoglm.versions import versions
 
 
@@ -37,8 +39,9 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     check_supported(config)
     started = time.perf_counter()
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
+    if is_main_process():  # under accelerate launch / torchrun rank 0 writes the run folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(config, run_dir / "config.yaml")
     set_seed(config.train.seed)
     placement = choose_placement(config.model.device, config.model.precision)
     mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[placement.precision]
@@ -47,9 +50,11 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     # 1. Tokenizer, then each task's data (prepared into <run>/data/<task>/, reused while unchanged).
     model_path = resolve_model_path(config.model.name)
     tokenizer = load_tokenizer(model_path, config.model)
-    tasks = [
-        load_task(config, spec, run_dir / "data" / spec.name, tokenizer) for spec in config.multitask.tasks
-    ]
+    with main_process_first():  # rank 0 prepares the data, the others reuse it
+        tasks = [
+            load_task(config, spec, run_dir / "data" / spec.name, tokenizer)
+            for spec in config.multitask.tasks
+        ]
 
     # 2. Shared backbone with the method applied, one head per task.
     backbone = apply_method(load_backbone(model_path, config.model), config.method)
@@ -93,10 +98,12 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     metrics = {"validation": evaluate("validation")}
     if all(t.rows("test") for t in tasks):
         metrics["test"] = evaluate("test")
+    trainable, total = count_parameters(model)  # before saving merges any LoRA weights into the backbone
     if accelerator.is_main_process:
         save_multitask(model, tokenizer, run_dir / "model", model_meta(config, model_path, tasks))
     summary = build_summary(config, tasks, probabilities, metrics, result, time.perf_counter() - started)
     summary["placement"] = {"device": placement.device, "precision": placement.precision}
+    summary["parameters"] = {"trainable": trainable, "total": total}
     if accelerator.is_main_process:
         (run_dir / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
