@@ -63,4 +63,4 @@ bench-serve: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/serve_load.py
 
 bench-lr: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/lr_schedule.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/lr_schedule.py --seeds 4

@@ -18,9 +18,8 @@ on the same prepared data, the arms interleaved so a slow spell of the machine h
 validation accuracy and loss (mean over seeds, and each seed's accuracy), training seconds, and the difference to
 the baseline in accuracy points and loss, paired by seed; for gradient_aware also the factor it ended at. On a few
 hundred rows one seed moves accuracy by 1 to 2 points, so read a difference under a point as "the same". Run from
-the repository root: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/lr_schedule.py` (`make bench-lr`; six runs of
-64 steps, about 8 minutes on 2 idle cores, three times that beside busy neighbours). The last line printed is one
-JSON object.
+the repository root: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/lr_schedule.py --seeds 4` (`make bench-lr`;
+twelve runs of 64 steps, about 4 minutes on 2 idle cores). The last line printed is one JSON object.
 """
 
 from __future__ import annotations
