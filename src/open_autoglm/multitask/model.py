@@ -19,6 +19,7 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 from open_autoglm.config.sections import MethodConfig, ModelConfig
 from open_autoglm.methods import METHODS as REGISTERED_METHODS
 from open_autoglm.methods import MethodContext
+from open_autoglm.models.pooling import mean_pool
 from open_autoglm.versions import versions
 
 METHODS = ("full", "lora")
@@ -42,12 +43,6 @@ class MultitaskModel(nn.Module):
         """Logits (B, labels of `task`)."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
         return self.heads[task](self.dropout(mean_pool(hidden, attention_mask)))
-
-
-def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
-    """(B, T, H), (B, T) → (B, H): the mean over real tokens."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
 
 def load_backbone(model_path: str, model_cfg: ModelConfig) -> nn.Module:

@@ -20,6 +20,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from open_autoglm.evaluate.predict import device_of
+from open_autoglm.models.pooling import mean_pool
 
 
 @dataclass
@@ -57,9 +58,7 @@ def mean_pooled_features(
             return_tensors="pt",
         ).to(device)
         hidden = model(**enc, output_hidden_states=True).hidden_states[-1]  # (B, T, H)
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
-        chunks.append(pooled.float().cpu().numpy())
+        chunks.append(mean_pool(hidden, enc["attention_mask"]).float().cpu().numpy())
     return np.concatenate(chunks)
 
 
