@@ -199,8 +199,8 @@ def chinese_e5_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 @pytest.fixture(scope="session", name="trained_minilm")
 def trained_minilm_fixture(tmp_path_factory: pytest.TempPathFactory):  # -> Config
-    """MiniLM with LoRA on 1,000 SST-2 rows (45% held out as the test split), trained once for the slow export,
-    pruning and distillation tests."""
+    """MiniLM with LoRA on 1,000 SST-2 rows (45% held out as the test split), trained once for the slow training,
+    evaluation, export, pruning and distillation tests."""
     from open_autoglm.config import validate_config
     from open_autoglm.train.job import run_train
 
@@ -222,6 +222,7 @@ def trained_minilm_fixture(tmp_path_factory: pytest.TempPathFactory):  # -> Conf
             },
             "method": {"name": "lora", "r": 8},
             "train": {"epochs": 4, "lr": 3e-3, "batch_size": 16, "seed": 0},
+            "export": {"calibration_rows": 100},  # the fewest allowed: calibration is most of the export's time
             "quiet": True,
         },
         "test",

@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import pytest
-from conftest import SHARED_DATA
 
-from open_autoglm.config import validate_config
 from open_autoglm.evaluate.job import EvalOptions, run_eval
 from open_autoglm.models import load_finetuned
-from open_autoglm.train.job import run_train
 
 pytestmark = pytest.mark.slow
 
 
-def test_minilm_lora_on_sst2(tmp_path: Path) -> None:
-    config = validate_config(
-        {
-            "name": "sst2",
-            "output_dir": str(tmp_path),
-            "model": {"name": "minilm"},
-            "data": {
-                "train": str(SHARED_DATA / "sst2" / "train.tsv"),
-                "columns": ["label", "text"],
-                "max_rows": 1000,
-                "max_length": 64,
-                "val_ratio": 0.1,
-                "test_ratio": 0.2,
-            },
-            "method": {"name": "lora", "r": 8},
-            "train": {"epochs": 3, "lr": 1e-3, "batch_size": 16},
-            "quiet": True,
-        }
-    )
-    summary = run_train(config)
+def test_minilm_lora_on_sst2(trained_minilm) -> None:
+    """The shared MiniLM + LoRA run (conftest: 1,000 SST-2 rows, 450 of them held out as the test split)."""
+    config = trained_minilm
+    run_dir = config.run_dir
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     test = summary["best"]["test"]
     assert test["accuracy"] >= 0.75, test
     # The untuned model (random head) is near chance; the held-out majority class is about 0.5.
     assert summary["baseline"]["metrics"]["majority_accuracy"] < 0.6
-    model, tokenizer, meta = load_finetuned(tmp_path / "sst2" / "model")
+    model, tokenizer, meta = load_finetuned(run_dir / "model")
     assert meta["labels"] == ["0", "1"]
     enc = tokenizer(
         ["a gorgeous , witty , seductive movie .", "a dull , lifeless and boring mess ."],
@@ -49,7 +31,6 @@ def test_minilm_lora_on_sst2(tmp_path: Path) -> None:
     assert model(**enc).logits.argmax(-1).tolist() == [1, 0]
 
     # autoglm eval on the same test split: the same accuracy, far beyond the untuned model, no regression.
-    run_dir = tmp_path / "sst2"
     result = run_eval(config, EvalOptions(model=run_dir / "model", baseline_summary=run_dir / "summary.json"))
     assert result["metrics"]["accuracy"] == pytest.approx(test["accuracy"], abs=1e-9)
     pretrained, previous = result["baselines"]

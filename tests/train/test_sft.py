@@ -110,6 +110,6 @@ def test_stories260k_continued_pretraining_on_c4_lowers_perplexity(tmp_path: Pat
     from conftest import SHARED_DATA
 
     summary = _train_stories260k(
-        tmp_path, "pretrain", SHARED_DATA / "c4_demo" / "c4_demo.jsonl", max_length=128
+        tmp_path, "pretrain", SHARED_DATA / "c4_demo" / "c4_demo.jsonl", max_length=128, max_rows=60
     )
     assert summary["best"]["validation"]["perplexity"] < 0.8 * summary["baseline"]["metrics"]["perplexity"]
