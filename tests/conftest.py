@@ -190,7 +190,6 @@ def chinese_e5_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
             "method": {"name": "lora", "r": 8},
             # 2:1 positive:negative; balanced weights keep LoRA from settling on the majority class
             "train": {"epochs": 3, "lr": 3e-3, "batch_size": 16, "loss": {"class_weights": "balanced"}},
-            "export": {"calibration_rows": 100},
             "quiet": True,
         }
     )
@@ -222,7 +221,8 @@ def trained_minilm_fixture(tmp_path_factory: pytest.TempPathFactory):  # -> Conf
             },
             "method": {"name": "lora", "r": 8},
             "train": {"epochs": 4, "lr": 3e-3, "batch_size": 16, "seed": 0},
-            "export": {"calibration_rows": 100},  # the fewest allowed: calibration is most of the export's time
+            # The fewest calibration rows allowed: static INT8's calibration is most of the export's time.
+            "export": {"calibration_rows": 100},
             "quiet": True,
         },
         "test",
