@@ -1,10 +1,12 @@
-"""A third-party package installed into the venv adds a method, a data reader, a cleaner, a metric and an exporter
-through entry points, and a config uses them by name — no import of the plugin anywhere in Open-AutoGLM."""
+"""A third-party package installed into the venv adds a method, a data reader, a cleaner, a metric, an exporter and
+a search objective through entry points, and a config uses them by name — no import of the plugin anywhere in
+Open-AutoGLM."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +26,10 @@ def pip(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    build = tmp_path_factory.mktemp("plugin-build")  # not the source folder: the tests tree stays clean
+    build = tmp_path_factory.mktemp(
+        "plugin-build"
+    )  # setuptools writes build/ and egg-info/ beside the source
+    source = shutil.copytree(PLUGIN, build / "source")
     pip(
         "install",
         "-q",
@@ -32,7 +37,7 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         "--no-build-isolation",
         "--no-index",
         f"--cache-dir={build}",
-        str(PLUGIN),
+        str(source),
     )
     try:
         yield
@@ -86,6 +91,50 @@ def test_a_config_trains_with_the_plugins_method_and_reader(
     written = json.loads((run / "export" / "export_report.json").read_text())["plugins"]["label_list"]
     labels = json.loads((run / "model" / "autoglm.json").read_text())["labels"]
     assert Path(written).read_text(encoding="utf-8").split() == labels  # the plugin's exporter
+
+
+def test_a_search_optimises_the_plugins_objective(
+    installed_plugin: None, tmp_path: Path, tiny_encoder: Path, topic_file: Path
+) -> None:
+    import optuna
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    from open_autoglm.search.storage import open_storage
+
+    config = {
+        "name": "study",
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": str(tiny_encoder)},
+        "data": {"train": str(topic_file), "max_length": 16, "val_ratio": 0.25, "test_ratio": 0.1},
+        "method": {"name": "lora", "r": 4},
+        "train": {"epochs": 1, "lr": 5e-3, "batch_size": 16},
+        "search": {
+            "n_trials": 3,
+            "sampler": "random",
+            "pruner": "none",
+            "objectives": ["quality", "calibration_error"],
+            "mode": "pareto",
+            "space": {"train.lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True}},
+        },
+        "quiet": True,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    autoglm("tune", "-c", str(path))
+
+    study = optuna.load_study(study_name="study", storage=open_storage(None, tmp_path / "runs" / "study"))
+    assert study.directions == [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    errors = [t.user_attrs["objectives"]["calibration_error"] for t in complete]
+    assert all(0.0 <= e <= 1.0 for e in errors)
+    assert len(set(errors)) == 3  # measured on each trial's own model
+    assert [t.values for t in complete] == [
+        [t.user_attrs["objectives"]["quality"], e] for t, e in zip(complete, errors, strict=True)
+    ]
+    summary = json.loads((tmp_path / "runs" / "study" / "summary.json").read_text())
+    assert summary["objectives"] == ["quality", "calibration_error"]
 
 
 def autoglm(*args: str) -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+from torch import nn
 
 from open_autoglm.config.sections import SearchConfig
+from open_autoglm.search.measure import measure_plugin
 from open_autoglm.search.objectives import (
     OBJECTIVES,
+    Objective,
+    TrialOutcome,
     ahp_weights,
     check_consistent,
     pareto_front,
@@ -26,8 +31,58 @@ def _consistent(weights: dict[str, float]) -> dict[str, float]:
 
 
 def test_objectives_table() -> None:
-    assert OBJECTIVES["quality"].direction is None
-    assert all(OBJECTIVES[n].direction == "minimize" for n in ("latency", "memory", "params", "size"))
+    assert OBJECTIVES.get("quality").direction is None
+    costs = [OBJECTIVES.get(n) for n in ("latency", "memory", "params", "size")]
+    assert all(c.direction == "minimize" and c.relative and c.measure is None for c in costs)
+
+
+@pytest.fixture
+def calibration(monkeypatch: pytest.MonkeyPatch) -> Objective:
+    """A plugin's objective, registered for one test (the registry's table is restored after it)."""
+    objective = Objective("ece", "minimize", "fraction", "calibration error", measure=lambda outcome: 0.25)
+    monkeypatch.setitem(OBJECTIVES._entries, "ece", objective)
+    return objective
+
+
+def test_a_plugins_objective_counts_as_it_is_in_the_weighted_score(calibration: Objective) -> None:
+    weights = {"quality": 0.5, "latency": 0.3, "ece": 0.2}
+    values = {"quality": 0.9, "latency": 5.0, "ece": 0.25}
+    parts = score_breakdown(values, weights, {"latency": 10.0}, "maximize")
+    assert parts == pytest.approx({"quality": 0.45, "latency": -0.15, "ece": -0.05})  # no reference needed
+    assert study_directions(["quality", "ece"], "pareto", "maximize") == ["maximize", "minimize"]
+    search = SearchConfig(objectives=["quality", "ece"], weights={"quality": 0.8, "ece": 0.2})
+    assert resolve_weights(search) == pytest.approx({"quality": 0.8, "ece": 0.2})
+
+
+def test_a_plugins_objective_must_say_its_direction_and_measure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(OBJECTIVES._entries, "vague", Objective("vague", None, "", "", measure=lambda o: 0.0))
+    monkeypatch.setitem(OBJECTIVES._entries, "unmeasured", Objective("unmeasured", "maximize", "", ""))
+    monkeypatch.setitem(OBJECTIVES._entries, "wrong", "not an objective")
+    for name in ("vague", "unmeasured"):
+        with pytest.raises(ValidationError, match=f"objective '{name}' needs a direction"):
+            SearchConfig(objectives=["quality", name])
+    with pytest.raises(
+        ValidationError, match="entry point must be an open_autoglm.search.objectives.Objective"
+    ):
+        SearchConfig(objectives=["quality", "wrong"])
+    with pytest.raises(ValidationError, match="unknown objective.*known: .*latency"):
+        SearchConfig(objectives=["quality", "speed"])
+
+
+def test_a_plugins_value_must_be_a_finite_number() -> None:
+    model = nn.Linear(2, 2).train()
+    outcome = TrialOutcome(model, None, None, {}, None, "cpu")  # type: ignore[arg-type]
+    seen = []
+
+    def in_eval_mode(o: TrialOutcome) -> float:
+        seen.append(o.model.training)
+        return 0.5
+
+    assert measure_plugin("ece", in_eval_mode, outcome) == 0.5
+    assert seen == [False] and model.training  # evaluated in eval mode, then put back
+    for bad in (float("nan"), None, "0.5", True):
+        with pytest.raises(ValueError, match=f"objective 'ece' \\(a plugin\\) returned {bad!r}"):
+            measure_plugin("ece", lambda o, bad=bad: bad, outcome)  # type: ignore[misc]
 
 
 def test_ahp_recovers_consistent_weights() -> None:

@@ -165,7 +165,6 @@ class TrainConfig(StrictModel):
         return list(dict.fromkeys(trackers))
 
 
-ObjectiveName = Literal["quality", "latency", "memory", "params", "size"]
 PrunerName = Literal["none", "median", "asha", "hyperband", "curve"]
 
 
@@ -184,13 +183,15 @@ class SearchConfig(StrictModel):
     startup_trials: PositiveInt = Field(
         4, description="trials finished before the sampler models and the pruners judge"
     )
-    objectives: list[ObjectiveName] = Field(
-        ["quality"], description="quality (the task metric), latency, memory, params, size"
+    objectives: list[str] = Field(
+        ["quality"],
+        description="quality (the task metric), latency, memory, params, size, or a plugin's "
+        "(entry points open_autoglm.objectives)",
     )
     mode: Literal["weighted", "pareto"] = Field(
         "weighted", description="several objectives: one weighted score, or a Pareto front"
     )
-    weights: dict[ObjectiveName, float] | None = Field(
+    weights: dict[str, float] | None = Field(
         None, description="objective -> weight for the weighted score (default: quality only)"
     )
     preferences: dict[str, float] | None = Field(
@@ -225,6 +226,15 @@ class SearchConfig(StrictModel):
     _bare_lists = field_validator("pruner", "objectives", mode="before")(
         lambda value: [value] if isinstance(value, str) else value
     )
+
+    @field_validator("objectives")
+    @classmethod
+    def _registered_objectives(cls, names: list[str]) -> list[str]:
+        from open_autoglm.search.objectives import OBJECTIVES, objective_named
+
+        for name in registered_names(names, OBJECTIVES.names(), "objective"):
+            objective_named(name)  # a plugin's objective is checked now, not after the first trial
+        return names
 
     @model_validator(mode="after")
     def _check_objectives(self) -> SearchConfig:

@@ -1,12 +1,16 @@
-"""What a trial costs besides its quality: inference latency and peak memory, measured the same way for all."""
+"""What a trial costs besides its quality (inference latency, measured the same way for all), and a plugin's
+objective measured on the trained model."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from open_autoglm.search.objectives import TrialOutcome
 
 LATENCY_EXAMPLES = 32
 
@@ -28,3 +32,20 @@ def latency_ms(model: Any, examples: Sequence[Sequence[int]], device: torch.devi
         model.train(was_training)
     timings.sort()
     return timings[len(timings) // 2]
+
+
+def measure_plugin(name: str, measure: Callable[[TrialOutcome], float], outcome: TrialOutcome) -> float:
+    """A plugin objective's value on the trained model, put in eval mode for it; anything but a finite number is
+    refused with the objective's name (the trial fails with that reason)."""
+    was_training = outcome.model.training
+    outcome.model.eval()
+    try:
+        with torch.inference_mode():
+            value = measure(outcome)
+    finally:
+        outcome.model.train(was_training)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(
+            f"objective {name!r} (a plugin) returned {value!r}; an objective must be a finite number"
+        )
+    return float(value)

@@ -1,21 +1,38 @@
 """What a trial is scored on: objective names and directions, AHP or explicit weights, a weighted score, a Pareto front.
 
-The study loop measures the objectives; this module only turns measurements into what Optuna optimises.
+The study loop measures the built-in objectives; a plugin's objective (entry point group
+`open_autoglm.objectives`, an `Objective` with a `measure`) measures itself on the trained model. This module
+turns measurements into what Optuna optimises.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from open_autoglm.registry import Registry
+
 if TYPE_CHECKING:
+    from open_autoglm.config import Config
     from open_autoglm.config.sections import SearchConfig
 
 Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a plugin's objective measures: the trained model (in eval mode) and the trial's validation rows."""
+
+    model: Any  # torch.nn.Module; PEFT-wrapped for the PEFT methods
+    tokenizer: Any
+    validation: Any  # datasets.Dataset of tokenised rows: input_ids, attention_mask, labels
+    metrics: dict[str, float]  # the validation metrics the Trainer computed
+    config: Config  # the trial's config
+    device: Any  # torch.device the model is on
 
 
 @dataclass(frozen=True)
@@ -24,18 +41,41 @@ class Objective:
     direction: Direction | None  # None: set by the task's metric (accuracy up, loss down)
     unit: str
     description: str
+    # None: a built-in, measured by the study loop. A plugin's: a finite number from the trained model.
+    measure: Callable[[TrialOutcome], float] | None = None
+    # The weighted score divides a relative objective by the untuned model's value (the built-in costs, in ms,
+    # MB or parameters); any other counts as it is, like a metric: keep it on a metric's scale (about 0-1).
+    relative: bool = False
 
 
-OBJECTIVES: dict[str, Objective] = {
-    o.name: o
-    for o in (
-        Objective("quality", None, "metric", "the task's primary metric on validation"),
-        Objective("latency", "minimize", "ms/example", "inference time per example"),
-        Objective("memory", "minimize", "MB", "peak memory during training"),
-        Objective("params", "minimize", "parameters", "trainable parameters"),
-        Objective("size", "minimize", "MB", "saved artifact (adapter or full model)"),
-    )
-}
+OBJECTIVES: Registry[Objective] = Registry("objective", "open_autoglm.objectives")
+for _builtin in (
+    Objective("quality", None, "metric", "the task's primary metric on validation"),
+    Objective("latency", "minimize", "ms/example", "inference time per example", relative=True),
+    Objective("memory", "minimize", "MB", "peak memory during training", relative=True),
+    Objective("params", "minimize", "parameters", "trainable parameters", relative=True),
+    Objective("size", "minimize", "MB", "saved artifact (adapter or full model)", relative=True),
+):
+    OBJECTIVES.add(_builtin.name, _builtin)
+
+
+def objective_named(name: str) -> Objective:
+    """The registered objective, or an error that says what is wrong with a plugin's."""
+    objective = OBJECTIVES.get(name)
+    if not isinstance(objective, Objective):
+        raise ValueError(
+            f"objective {name!r} is a {type(objective).__name__}; a plugin's entry point must be an "
+            "open_autoglm.search.objectives.Objective"
+        )
+    if name == "quality" or (objective.relative and objective.measure is None):
+        return objective  # a built-in
+    if objective.direction is None or objective.measure is None or objective.relative:
+        raise ValueError(
+            f"objective {name!r} needs a direction (maximize or minimize) and a measure function, and cannot "
+            "be relative (only the built-in costs have the untuned model's value to divide by)"
+        )
+    return objective
+
 
 # Saaty's random consistency index by matrix size: the mean CI of random reciprocal matrices.
 RANDOM_INDEX = {1: 0.0, 2: 0.0, 3: 0.58, 4: 0.90, 5: 1.12, 6: 1.24, 7: 1.32, 8: 1.41, 9: 1.45, 10: 1.49}
@@ -152,8 +192,10 @@ def score_breakdown(
     for name, weight in weights.items():
         if name not in values:
             raise ValueError(f"objective {name} has a weight but was not measured")
-        if name == "quality":
-            parts[name] = weight * (values[name] if quality_direction == "maximize" else -values[name])
+        objective = objective_named(name)
+        if not objective.relative:
+            direction = objective.direction or quality_direction
+            parts[name] = weight * (values[name] if direction == "maximize" else -values[name])
             continue
         reference = references.get(name)
         if reference is None or not reference > 0:
@@ -168,11 +210,12 @@ def weighted_score(
     references: dict[str, float],
     quality_direction: Direction,
 ) -> float:
-    """One number to maximise: score = w_q * (+/-)quality - sum_c w_c * value_c / reference_c.
+    """One number to maximise: score = w_q * (+/-)quality - sum_c w_c * value_c / reference_c (+/-) plugins' values.
 
     Quality is negated when the task minimises it (loss). Each cost c (latency, memory, params, size) counts
-    relative to the reference trial (the study's first, default trial), so costs in ms, MB or parameters share
-    one scale: half the reference latency costs 0.5 * w_latency, the reference itself costs w_latency.
+    relative to the untuned model's (`references`), so costs in ms, MB or parameters share one scale: half the
+    reference latency costs 0.5 * w_latency, the reference itself costs w_latency. A plugin's objective counts
+    as it is, with its weight, negated when it is minimised.
     """
     return sum(score_breakdown(values, weights, references, quality_direction).values())
 
@@ -202,11 +245,11 @@ def study_directions(objectives: Sequence[str], mode: str, quality_direction: Di
     score is maximised, and a Pareto study has one per objective."""
     unknown = [name for name in objectives if name not in OBJECTIVES]
     if unknown:
-        raise ValueError(f"unknown objectives {unknown}; known: {list(OBJECTIVES)}")
+        raise ValueError(f"unknown objectives {unknown}; known: {OBJECTIVES.names()}")
     if list(objectives) == ["quality"]:
         return [quality_direction]
     if mode == "weighted":
         return ["maximize"]
     if mode != "pareto":
         raise ValueError(f"mode must be weighted or pareto, got {mode}")
-    return [OBJECTIVES[name].direction or quality_direction for name in objectives]
+    return [objective_named(name).direction or quality_direction for name in objectives]

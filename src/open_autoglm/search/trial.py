@@ -27,9 +27,15 @@ from open_autoglm.distributed import from_main, world_size
 from open_autoglm.methods import METHODS
 from open_autoglm.models import resolve_model_path
 from open_autoglm.monitor import RESOURCES_FILE, PeakMemory, ResourceMonitor
-from open_autoglm.search.measure import latency_ms
+from open_autoglm.search.measure import latency_ms, measure_plugin
 from open_autoglm.search.memory import plan_batch
-from open_autoglm.search.objectives import Direction, pareto_front, weighted_score
+from open_autoglm.search.objectives import (
+    Direction,
+    TrialOutcome,
+    objective_named,
+    pareto_front,
+    weighted_score,
+)
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
 from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import worker_id
@@ -261,6 +267,19 @@ def _measure(ctx: SearchContext, result: FitResult, peak_mb: float, config: Conf
     if "latency" in ctx.objectives:
         examples = result.prepared.datasets["validation"]["input_ids"]
         measured["latency"] = latency_ms(result.trainer.model, examples, result.trainer.args.device)
+    plugins = {
+        name: measure for name in ctx.objectives if (measure := objective_named(name).measure) is not None
+    }
+    if plugins:
+        outcome = TrialOutcome(
+            model=result.trainer.model,
+            tokenizer=result.tokenizer,
+            validation=result.prepared.datasets["validation"],
+            metrics=validation,
+            config=config,
+            device=result.trainer.args.device,
+        )
+        measured |= {name: measure_plugin(name, measure, outcome) for name, measure in plugins.items()}
     return measured
 
 

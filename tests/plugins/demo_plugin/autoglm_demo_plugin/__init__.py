@@ -1,6 +1,7 @@
 """What a third-party package adds to Open-AutoGLM through entry points (see pyproject.toml): `bias_only`, a
 BitFit-style method (biases and the task head train), `pipe`, a reader of `label|text` lines, the cleaner
-`mask_digits`, the metric `balanced_accuracy` and the exporter `label_list`."""
+`mask_digits`, the metric `balanced_accuracy`, the exporter `label_list` and the search objective
+`calibration_error`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import torch
 from torch import nn
+from transformers import DataCollatorWithPadding
 
 from open_autoglm.config.base import StrictModel
 from open_autoglm.data.readers.base import BaseReader, Malformed, ReadOptions, Record
 from open_autoglm.methods.base import BaseMethod, MethodContext
+from open_autoglm.search.objectives import Objective, TrialOutcome
 
 
 class BiasOnlyParams(StrictModel):
@@ -64,3 +68,36 @@ def label_list(merged_dir: Path, out_dir: Path) -> Path:
     path = out_dir / "labels.txt"
     path.write_text("\n".join(labels) + "\n", encoding="utf-8")
     return path
+
+
+def expected_calibration_error(outcome: TrialOutcome, bins: int = 10) -> float:
+    """How far the model's confidence is from its accuracy on the validation rows: the row-weighted mean over
+    equal-width confidence bins of |accuracy - mean confidence| (Guo et al., 2017)."""
+    collate = DataCollatorWithPadding(outcome.tokenizer)
+    rows = outcome.validation.select_columns(["input_ids", "attention_mask", "labels"])
+    confidence, correct = [], []
+    for start in range(0, len(rows), 32):
+        batch = collate([rows[i] for i in range(start, min(start + 32, len(rows)))])
+        truth = batch.pop("labels")
+        probabilities = outcome.model(**batch.to(outcome.device)).logits.float().softmax(-1).cpu()
+        top, predicted = probabilities.max(-1)
+        confidence.append(top)
+        correct.append((predicted == truth).float())
+    confidences, corrects = torch.cat(confidence), torch.cat(correct)
+    which = torch.clamp((confidences * bins).long(), max=bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap = corrects[members].mean() - confidences[members].mean()
+            error += members.float().mean().item() * abs(gap.item())
+    return error
+
+
+calibration_error = Objective(
+    "calibration_error",
+    "minimize",
+    "fraction",
+    "expected calibration error of the classifier on validation",
+    measure=expected_calibration_error,
+)
