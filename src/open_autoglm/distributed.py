@@ -34,6 +34,15 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def sharded_training() -> bool:
+    """Whether `accelerate launch` set up FSDP or DeepSpeed: then no rank may be assumed to hold the whole model,
+    so gathering the weights takes every rank, and work only rank 0 does (a forward pass of its own) is unsafe."""
+    if not is_distributed():
+        return False
+    flags = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+    return any(os.environ.get(flag, "false").lower() == "true" for flag in flags)
+
+
 def _ensure_process_group() -> None:
     """Accelerate's state starts the process group (gloo on CPUs, NCCL on GPUs) the way the Trainer will."""
     if not dist.is_initialized():

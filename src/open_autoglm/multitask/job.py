@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from open_autoglm.config import Config, dump_config
-from open_autoglm.distributed import is_main_process, main_process_first
+from open_autoglm.distributed import is_main_process, main_process_first, sharded_training
 from open_autoglm.models import choose_placement, load_tokenizer, resolve_model_path
 from open_autoglm.multitask.data import TaskData, load_task
 from open_autoglm.multitask.evaluation import evaluate_tasks, flatten
@@ -123,6 +123,7 @@ def check_supported(config: Config) -> None:
         "train.layer_lr_decay (1 only)": train.layer_lr_decay != 1.0,
         "train.freeze_layers (0 only)": train.freeze_layers != 0,
         "train.report_to (none)": bool(train.report_to),
+        "FSDP / DeepSpeed (one process or DDP only)": sharded_training(),
     }
     bad = [key for key, is_bad in unsupported.items() if is_bad]
     if bad:

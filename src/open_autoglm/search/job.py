@@ -25,12 +25,24 @@ from optuna.trial import FrozenTrial, TrialState
 from open_autoglm.config import Config, dump_config, load_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData, read_written_splits
-from open_autoglm.distributed import from_main, is_distributed, is_main_process, main_process_first
+from open_autoglm.distributed import (
+    from_main,
+    is_distributed,
+    is_main_process,
+    main_process_first,
+    sharded_training,
+)
 from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.search.measure import latency_ms
 from open_autoglm.search.memory import plan_batch
-from open_autoglm.search.objectives import Direction, pareto_front, resolve_weights, study_directions
+from open_autoglm.search.objectives import (
+    Direction,
+    objective_named,
+    pareto_front,
+    resolve_weights,
+    study_directions,
+)
 from open_autoglm.search.pruners import build_pruner
 from open_autoglm.search.samplers import build_sampler
 from open_autoglm.search.space import SearchSpace, build_space
@@ -79,6 +91,7 @@ def _search(
         loaded = load_data(config)
     space = build_space(config)
     if is_distributed():
+        check_launch(config)
         if config.search.workers > 1:
             raise ValueError(
                 "search.workers > 1 under torchrun / accelerate launch: every trial already trains on all "
@@ -92,6 +105,17 @@ def _search(
         finally:
             from_main(None)  # the other ranks stop following
     return _study(config, on_trial, started, loaded, space)
+
+
+def check_launch(config: Config) -> None:
+    """Refuse under FSDP / DeepSpeed the objectives rank 0 measures by running the model alone: a sharded model
+    runs only on every rank together."""
+    alone = [n for n in config.search.objectives if n == "latency" or objective_named(n).measure is not None]
+    if sharded_training() and alone:
+        raise ValueError(
+            f"search.objectives {alone} run the trained model on rank 0 alone, which FSDP / DeepSpeed cannot; "
+            "search them on one process or under DDP"
+        )
 
 
 def _study(

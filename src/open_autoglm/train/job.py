@@ -26,7 +26,7 @@ from transformers.trainer_callback import PrinterCallback
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
-from open_autoglm.distributed import is_main_process, main_process_first, world_size
+from open_autoglm.distributed import is_main_process, main_process_first, sharded_training, world_size
 from open_autoglm.methods import METHODS, MethodContext
 from open_autoglm.models import (
     AUTOGLM_META,
@@ -75,6 +75,8 @@ class FitResult:
     parameters: tuple[int, int]  # trainable, total
     resumed_from: Path | None
     train_seconds: float
+    # Under FSDP / DeepSpeed: the whole model's weights, gathered by every rank right after training.
+    state_dict: dict[str, Any] | None = None
 
 
 def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
@@ -92,8 +94,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
         loaded = load_data(config)
     with ResourceMonitor(run_dir / RESOURCES_FILE) if main else nullcontext() as monitor:
         fit_result = fit(config, run_dir / "trials" / "0", resume=resume, loaded=loaded)
-        if main:
-            save_fitted(fit_result, run_dir / "model", config)
+        save_fitted(fit_result, run_dir / "model", config)
     summary = build_summary(config, fit_result, time.perf_counter() - started)
     if monitor is not None:
         summary["resources"] = monitor.summary()
@@ -200,6 +201,11 @@ def fit(
         trainer.add_callback(ProgressBarCallback())
 
     # 5. Baseline (the untuned model), then train — resuming from the last complete checkpoint.
+    if baseline and sharded_training():
+        # Evaluating first would make Accelerate wrap (shard) the model for evaluation, and training would wrap
+        # the wrapped model again.
+        logger.warning("no baseline evaluation of the untuned model under FSDP / DeepSpeed")
+        baseline = False
     untuned = (
         _baseline(trainer, trial_dir, task.name, loaded.splits, checkpoint is not None) if baseline else {}
     )
@@ -226,6 +232,7 @@ def fit(
         parameters=(trainable, total),
         resumed_from=checkpoint,
         train_seconds=float(result.metrics.get("train_runtime", 0.0)),
+        state_dict=trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded_training() else None,
     )
 
 
@@ -383,15 +390,18 @@ def _baseline(
 
 
 def save_fitted(result: FitResult, model_dir: Path, config: Config) -> None:
-    """Save what `fit` trained (see `save_model`)."""
+    """Save what `fit` trained (see `save_model`) from rank 0; the others return at once."""
+    if not is_main_process():
+        return
     save_model(
-        result.trainer.model,
+        result.trainer.accelerator.unwrap_model(result.trainer.model),
         result.tokenizer,
         model_dir,
         config,
         result.model_path,
         result.objective,
         result.prepared.labels,
+        state_dict=result.state_dict,
     )
 
 
@@ -403,10 +413,14 @@ def save_model(
     base_model: str,
     objective: str,
     labels: list[str] | None,
+    state_dict: dict[str, Any] | None = None,
 ) -> None:
-    """Weights in safetensors (peft adapters and full models alike), the tokenizer, and autoglm.json."""
+    """Weights in safetensors (peft adapters and full models alike), the tokenizer, and autoglm.json.
+
+    `state_dict`: the weights when the model in memory holds only this rank's shard (FSDP, DeepSpeed ZeRO-3).
+    """
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(model_dir), safe_serialization=True)
+    model.save_pretrained(str(model_dir), safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(str(model_dir))
     meta = {
         "task": config.task,

@@ -23,6 +23,7 @@ from typing import Any
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
+from open_autoglm.distributed import is_distributed
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.train.job import build_summary, fit, save_fitted
 from open_autoglm.transfer.second_task import backbones, probe_second_task
@@ -37,6 +38,8 @@ def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
     """Adapt, fine-tune and evaluate as the config says; write everything to the run folder; return the summary."""
     if config.task != "transfer":
         raise ValueError(f"run_transfer needs task: transfer, the config says {config.task!r}")
+    if is_distributed():  # each step's model is loaded by the next one from rank 0's files
+        raise ValueError("task: transfer runs on one process; run it without torchrun / accelerate launch")
     started = time.perf_counter()
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
