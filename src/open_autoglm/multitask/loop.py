@@ -104,6 +104,8 @@ def train_loop(
     # already counts one process's steps.
     optimizer = accelerator.prepare(optimizer)
     accelerator.register_for_checkpointing(model, weighting, scheduler)
+    if accelerator.num_processes > 1:
+        weighting.across_processes(lambda t: accelerator.reduce(t, reduction="sum"))
 
     step, start_epoch, resumed = 0, 0, None
     if resume and (checkpoint_dir / PROGRESS_FILE).exists():

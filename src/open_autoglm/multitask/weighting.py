@@ -30,6 +30,12 @@ class LossWeighting(nn.Module):
         super().__init__()
         self.tasks = list(tasks)
         self.register_buffer("base_weights", torch.tensor(list(weights), dtype=torch.float32))
+        self._sum_over_processes: Callable[[Tensor], Tensor] | None = None
+
+    def across_processes(self, sum_over_processes: Callable[[Tensor], Tensor]) -> None:
+        """Under several processes: how to sum a tensor over all of them, so that what a weighting learns by
+        itself (GradNorm's weights) stays the same on every process."""
+        self._sum_over_processes = sum_over_processes
 
     @classmethod
     def build(
@@ -149,26 +155,36 @@ class GradNormWeighting(LossWeighting):
         for i, loss in zip(index, losses.values(), strict=True):
             if math.isnan(float(self.initial_losses[i])):
                 self.initial_losses[i] = loss.detach().float()
-        if len(losses) > 1:
-            self._update_weights(index, list(losses.values()))
+        self._update_weights(index, list(losses.values()))
         w = self.task_weights.detach()
         total = torch.stack([w[i] * loss for i, loss in zip(index, losses.values(), strict=True)]).sum()
         backward(total)
         return total.detach()
 
     def _update_weights(self, index: list[int], losses: list[Tensor]) -> None:
-        norms = []  # ||grad_W L_i||: G_i = w_i * that, differentiable in w_i without a second backward
-        for loss in losses:
-            grads = torch.autograd.grad(loss, self.shared, retain_graph=True, allow_unused=True)
-            squares = [(g.float() ** 2).sum() for g in grads if g is not None]
-            norms.append(torch.stack(squares).sum().sqrt())
-        g_norm = self.task_weights[index] * torch.stack(norms).detach()  # (k,)
-        ratios = torch.stack([loss.detach().float() for loss in losses]) / self.initial_losses[index]
-        rate = ratios / ratios.mean()  # relative inverse training rate r_i
-        target = (g_norm.mean() * rate**self.alpha).detach()
-        gradnorm_loss = (g_norm - target).abs().sum()
+        grad = torch.zeros_like(self.task_weights)
+        if len(losses) > 1:  # one task alone has nothing to balance against
+            norms = []  # ||grad_W L_i||: G_i = w_i * that, differentiable in w_i without a second backward
+            for loss in losses:
+                grads = torch.autograd.grad(loss, self.shared, retain_graph=True, allow_unused=True)
+                squares = [(g.float() ** 2).sum() for g in grads if g is not None]
+                norms.append(torch.stack(squares).sum().sqrt())
+            g_norm = self.task_weights[index] * torch.stack(norms).detach()  # (k,)
+            ratios = torch.stack([loss.detach().float() for loss in losses]) / self.initial_losses[index]
+            rate = ratios / ratios.mean()  # relative inverse training rate r_i
+            target = (g_norm.mean() * rate**self.alpha).detach()
+            gradnorm_loss = (g_norm - target).abs().sum()
+            grad = torch.autograd.grad(gradnorm_loss, self.task_weights)[0]
+        # Every process takes the same step: the mean gradient of the processes that drew two tasks or more
+        # (none took part: no step). Each process calls the reduction every step, drawn tasks or not.
+        summed = torch.cat([grad, grad.new_tensor([float(len(losses) > 1)])])
+        if self._sum_over_processes is not None:
+            summed = self._sum_over_processes(summed)
+        contributors = float(summed[-1])
+        if contributors == 0:
+            return
         self._optimizer.zero_grad()
-        self.task_weights.grad = torch.autograd.grad(gradnorm_loss, self.task_weights)[0]
+        self.task_weights.grad = summed[:-1] / contributors
         self._optimizer.step()
         with torch.no_grad():  # renormalise: sum of weights = number of tasks, none negative
             self.task_weights.clamp_(min=1e-3)
