@@ -123,6 +123,14 @@ class TrainConfig(StrictModel):
     freeze_layers: int = Field(
         0, ge=0, description="the embeddings and the bottom N transformer layers do not train"
     )
+    head_warmup_ratio: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="when the checkpoint lacks modules (a new head), the first share of the steps trains only "
+        "the head and those modules (linear probing, then fine-tuning): a random head's first gradients would "
+        "distort the pretrained layers",
+    )
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
@@ -366,6 +374,13 @@ class TransferConfig(StrictModel):
     text_field: str = Field("text", description="the domain text's field or column")
     pretrain_epochs: float = Field(1.0, gt=0.0, description="epochs of continued pretraining")
     pretrain_lr: float = Field(5e-5, gt=0.0, lt=1.0, description="learning rate of continued pretraining")
+    pretrain_head_warmup: float = Field(
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        description="share of the pretraining steps that train only a masked-LM head the checkpoint lacked "
+        "(MiniLM and e5 ship without one)",
+    )
     max_rows: PositiveInt | None = Field(None, description="use at most this many domain-text rows")
     second_task: DataConfig | None = Field(
         None,

@@ -122,6 +122,7 @@ def check_supported(config: Config) -> None:
         or train.loss.class_weights != "none",
         "train.layer_lr_decay (1 only)": train.layer_lr_decay != 1.0,
         "train.freeze_layers (0 only)": train.freeze_layers != 0,
+        "train.head_warmup_ratio (0 only)": train.head_warmup_ratio != 0,
         "train.report_to (none)": bool(train.report_to),
         "FSDP / DeepSpeed (one process or DDP only)": sharded_training(),
     }

@@ -26,7 +26,13 @@ from transformers.trainer_callback import PrinterCallback
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
-from open_autoglm.distributed import is_main_process, main_process_first, sharded_training, world_size
+from open_autoglm.distributed import (
+    is_distributed,
+    is_main_process,
+    main_process_first,
+    sharded_training,
+    world_size,
+)
 from open_autoglm.methods import METHODS, MethodContext
 from open_autoglm.models import (
     AUTOGLM_META,
@@ -47,6 +53,7 @@ from open_autoglm.train.callbacks import (
 )
 from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
 from open_autoglm.train.distillation import DistillationTrainer, distillation_kwargs
+from open_autoglm.train.head_warmup import HeadWarmupCallback
 from open_autoglm.train.layer_student import with_layer_student
 from open_autoglm.train.layerwise import freeze_bottom_layers
 from open_autoglm.train.losses import balanced_class_weights
@@ -156,6 +163,7 @@ def fit(
     )
     model = apply_method(method, model, config.method.params(), ctx, probe)
     freeze_bottom_layers(model, config.train.freeze_layers)
+    warmup = _head_warmup(config, model, heads, new_modules, steps)
     trainable, total = count_parameters(model)
     logger.info(
         "method %s: %d of %d parameters train (%.2f%%)",
@@ -185,6 +193,7 @@ def fit(
             CheckpointMarkerCallback(),
         ]
         + method.callbacks(model)
+        + warmup
         + tracker_callbacks(config, trial_dir)
         + list(callbacks),
         loss_name=config.train.loss.name if objective == "seq_cls" else "ce",
@@ -387,6 +396,19 @@ def _baseline(
     if trainer.is_world_process_zero():
         path.write_text(json.dumps(baseline, indent=2))
     return baseline
+
+
+def _head_warmup(
+    config: Config, model: Any, heads: tuple[str, ...], new_modules: tuple[str, ...], steps: int
+) -> list[TrainerCallback]:
+    """The callback of `train.head_warmup_ratio`, or none: a checkpoint with every module (a pretrained
+    masked-LM head, say) has no random head to warm up."""
+    ratio = config.train.head_warmup_ratio
+    if ratio == 0 or not new_modules:
+        return []
+    if is_distributed():  # DDP expects the same parameters to have gradients at every step
+        raise ValueError("train.head_warmup_ratio runs on one process; set it to 0 under a launcher")
+    return [HeadWarmupCallback(model, heads, math.ceil(ratio * steps))]
 
 
 def save_fitted(result: FitResult, model_dir: Path, config: Config) -> None:

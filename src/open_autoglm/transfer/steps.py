@@ -30,6 +30,7 @@ def pretrain_config(config: Config, step_dir: Path) -> Config:
 
     The domain text is cleaned like the labelled data and gets no test split (its validation split measures
     the domain perplexity). Layer freezing, layer-wise decay and distillation belong to fine-tuning: off here.
+    A masked-LM head the checkpoint lacks trains alone first (`transfer.pretrain_head_warmup`).
     """
     transfer = config.transfer
     data = config.data.model_dump(exclude=set(_LABELLED_ONLY))
@@ -45,6 +46,7 @@ def pretrain_config(config: Config, step_dir: Path) -> Config:
         "max_steps": -1,
         "layer_lr_decay": 1.0,
         "freeze_layers": 0,
+        "head_warmup_ratio": transfer.pretrain_head_warmup,
     }
     return _derived(
         config, step_dir, task="pretrain", data=data, method={"name": "full"}, train=train, distill={}
