@@ -10,7 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
+from open_autoglm.atomic import ArtifactWriteError, signal_file_size_exceeded_as_error
 from open_autoglm.config import Config, ConfigError, load_config
 
 console = Console(stderr=True)
@@ -92,11 +94,20 @@ def run_verb(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     from open_autoglm.train.trainer import NonFiniteLossError
 
     setup_logging(getattr(args, "quiet", False))
+    signal_file_size_exceeded_as_error()
     try:
         return run(args)
     except ConfigError as err:
-        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        # escape: a path such as `x[/y].jsonl` in the message is text, not rich markup
+        console.print(f"[bold red]config error:[/] {escape(str(err))}", highlight=False)
         return 2
-    except (DataFormatError, MethodNotApplicable, NonFiniteLossError, FileNotFoundError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False)
+    except (
+        DataFormatError,
+        MethodNotApplicable,
+        NonFiniteLossError,
+        FileNotFoundError,
+        ValueError,
+        ArtifactWriteError,
+    ) as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         return 1

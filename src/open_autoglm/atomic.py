@@ -1,0 +1,85 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never a torn one.
+
+Every artifact of a run (splits, reports, summary, config, metrics, model metadata, exports) goes through here.
+The new content is written to a temporary file in the same folder, flushed and fsynced, then renamed over the
+target (`os.replace`, atomic on POSIX and Windows). A failure on the way (disk full, a kill, an exception)
+leaves the previous file as it was and removes the temporary one, and the error names the target file.
+Written by hand: the standard library has no atomic writer, and the small packages that do are not kept up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+class ArtifactWriteError(OSError):
+    """Writing an artifact failed; the file named keeps its earlier content (or stays absent)."""
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The rename itself must survive a power cut: fsync the folder entry (not possible on Windows).
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; on a clean exit it replaces `path`, else it is removed."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with open(fd, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and not isinstance(err, ArtifactWriteError):
+            raise ArtifactWriteError(err.errno, f"could not write {target}: {err.strerror or err}") from err
+        raise
+    _fsync_folder(target.parent)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    """Write `obj` as JSON (UTF-8, non-ASCII kept) to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def signal_file_size_exceeded_as_error() -> None:
+    """Make a file-size limit (`ulimit -f`, SIGXFSZ) raise OSError(EFBIG) instead of killing the process.
+
+    A full disk raises ENOSPC by itself; a file-size limit kills by default, which would skip every cleanup.
+    """
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        with contextlib.suppress(ValueError):  # not in the main thread: leave it be
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
