@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from open_autoglm.atomic import write_text
 from open_autoglm.config.schema import Config
+
+# Pydantic names the member of a union (or the validator) an error came from in the location:
+# `data.train.list[SourceConfig].0.path`, `lax-or-strict[...]`, `function-after[...]`. The user's key has none.
+_UNION_MEMBER = re.compile(r"[\w-]+\[.*\]")
 
 
 class ConfigError(ValueError):
@@ -68,18 +74,19 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 def dump_config(config: Config, path: Path) -> None:
     """Write the resolved config (what actually ran) as YAML."""
     data = config.model_dump(mode="json")
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    text = _read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise ConfigError(
+            f"{path}:{_yaml_error_line(err, text)}: not valid YAML ({_yaml_problem(err)})"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a config: its YAML is nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -89,10 +96,40 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_text(path: Path) -> str:
+    """The config file's text; a folder, an unreadable or a binary (non-UTF-8) file is an error naming it."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return path.read_bytes().decode("utf-8-sig")  # a BOM (some Windows editors write one) is no error
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not a YAML text file (byte 0x{err.object[err.start]:02x} at offset {err.start} is not "
+            "UTF-8; save the config as UTF-8)"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _yaml_error_line(err: yaml.YAMLError, text: str) -> int:
+    """The 1-based line of a YAML error: from its mark, or its character position (ReaderError has no mark)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    position = getattr(err, "position", None)
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    return str(getattr(err, "problem", None) or getattr(err, "reason", None) or err)
+
+
 def _explain(err: ValidationError) -> list[str]:
     lines = []
     for item in err.errors():
-        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        loc = ".".join(str(p) for p in item["loc"] if not _UNION_MEMBER.fullmatch(str(p)))
         if item["type"] == "extra_forbidden":
             allowed = _fields_at(item["loc"][:-1])
             hint = difflib.get_close_matches(str(item["loc"][-1]), allowed, n=1)
@@ -100,7 +137,8 @@ def _explain(err: ValidationError) -> list[str]:
             lines.append(f"  {loc}: unknown key{did_you_mean}; allowed: {', '.join(allowed)}")
             continue
         got = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
-        lines.append(f"  {loc}: {item['msg']}{got}")
+        message = item["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        lines.append(f"  {loc or 'config'}: {message}{got}")
     return lines
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from open_autoglm.config.base import StrictModel
+from open_autoglm.config.base import Seed, StrictModel
 from open_autoglm.config.data import DataConfig, registered_names
 
 TaskName = Literal["classification", "sft", "pretrain", "multitask", "transfer"]
@@ -70,7 +70,8 @@ def _method_params_message(method: str, params_cls: type[StrictModel], err: Vali
         if item["type"] == "extra_forbidden":
             problems.append(f"method.{key}: unknown key for method {method!r}; allowed: {allowed}")
         else:
-            problems.append(f"method.{key}: {item['msg']} (got {item.get('input')!r})")
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"method.{key}: {message} (got {item.get('input')!r})")
     return "; ".join(problems)
 
 
@@ -143,7 +144,7 @@ class TrainConfig(StrictModel):
     )
     save_total_limit: PositiveInt = Field(2, description="checkpoints kept (older ones deleted)")
     logging_steps: PositiveInt = 10
-    seed: int = 42
+    seed: Seed = 42
     metrics: list[str] = Field(
         default_factory=list,
         description="classification metrics from plugins (entry points open_autoglm.metrics) reported beside "
@@ -229,7 +230,7 @@ class SearchConfig(StrictModel):
         90, description="a trial without a heartbeat for this long is failed and run again by another worker"
     )
     refit: bool = Field(False, description="retrain the best configuration on train+validation")
-    seed: int = Field(42, description="sampler seed")
+    seed: Seed = Field(42, description="sampler seed")
 
     _bare_lists = field_validator("pruner", "objectives", mode="before")(
         lambda value: [value] if isinstance(value, str) else value

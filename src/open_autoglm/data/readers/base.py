@@ -7,8 +7,11 @@ can account for every row (rows in = kept + removed + quarantined).
 from __future__ import annotations
 
 import codecs
+import gzip
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -68,6 +71,27 @@ class Malformed:
 
 class DataFormatError(ValueError):
     """The input as a whole cannot be read; the message names the file (and line or key where known)."""
+
+
+@contextmanager
+def file_errors(path: str | Path) -> Iterator[None]:
+    """Turn what the OS and gzip raise about the file as a whole into a `DataFormatError` naming it.
+
+    A folder, a file named `.gz` that is not gzip, or a cut-off `.gz` otherwise surface as an IsADirectoryError,
+    BadGzipFile or EOFError whose message names no file. A missing file stays a FileNotFoundError.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise DataFormatError(f"{path} is a folder, not a data file") from None
+    except gzip.BadGzipFile as err:
+        raise DataFormatError(f"{path}: not a valid gzip file ({err})") from None
+    except (EOFError, zlib.error) as err:
+        raise DataFormatError(f"{path}: the gzip data is cut short or corrupt ({err})") from None
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot be read ({err.strerror or err})") from None
 
 
 class RowError(ValueError):

@@ -6,7 +6,7 @@ from itertools import islice
 from pathlib import Path
 
 from open_autoglm.data.encoding import open_text
-from open_autoglm.data.readers.base import READERS, DataFormatError, Row
+from open_autoglm.data.readers.base import READERS, DataFormatError, Row, file_errors
 from open_autoglm.data.readers.json_objects import iter_json_rows
 
 BY_EXTENSION = {
@@ -28,11 +28,12 @@ def detect_format(path: str | Path) -> str:
     suffix = inner.suffix.lower()
     if suffix in BY_EXTENSION:
         return BY_EXTENSION[suffix]
-    lines = [line.text for line in islice(open_text(path), SNIFF_ROWS) if line.text.strip()]
-    if not lines:
-        raise DataFormatError(f"{path}: the file is empty")
-    if suffix in JSON_EXTENSIONS or lines[0].lstrip()[:1] in ("{", "["):
-        return _json_flavour(path)
+    with file_errors(path):
+        lines = [line.text for line in islice(open_text(path), SNIFF_ROWS) if line.text.strip()]
+        if not lines:
+            raise DataFormatError(f"{path}: the file is empty")
+        if suffix in JSON_EXTENSIONS or lines[0].lstrip()[:1] in ("{", "["):
+            return _json_flavour(path)
     if all("\t" in line for line in lines):
         return "tsv"
     raise DataFormatError(

@@ -113,8 +113,11 @@ class _ArrayStream:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
                 break
             except json.JSONDecodeError as err:
-                line = self.line + self.buf.count("\n", self.pos, err.pos)
-                if not self._fill():  # else the value was most likely only cut off: read on and retry
+                # Read on only when the value may just be cut off, and at least as much again as is held, so a
+                # long value is re-parsed a logarithmic number of times. An error before the buffer's last line
+                # is real: reading the rest of the file to report it made an early error cost quadratic time.
+                if not self._cut_off_at(err.pos) or not self._fill(len(self.buf) - self.pos):
+                    line = self.line + self.buf.count("\n", self.pos, err.pos)
                     raise DataFormatError(f"{self.source}:{line}: invalid JSON array: {err.msg}") from None
         raw = self.buf[self.pos : end]
         self._advance(end)
@@ -124,8 +127,16 @@ class _ArrayStream:
         self.line += self.buf.count("\n", self.pos, end)
         self.pos = end
 
-    def _fill(self) -> bool:
-        """Append about CHUNK_CHARS of whole lines; False when the input is exhausted."""
+    def _cut_off_at(self, pos: int) -> bool:
+        """Whether a decode error at `pos` may come from the end of the text read so far.
+
+        The buffer holds whole lines and no valid JSON token spans a line break, so a value that is only cut
+        off fails on the buffer's last line (an unterminated string is reported where it starts, on that line).
+        """
+        return self.buf.find("\n", pos, len(self.buf) - 1) == -1
+
+    def _fill(self, at_least: int = 0) -> bool:
+        """Append whole lines, max(CHUNK_CHARS, at_least) characters or more; False when the input is exhausted."""
         parts: list[str] = []
         size = 0
         for line in self.lines:
@@ -133,7 +144,7 @@ class _ArrayStream:
             size += len(line.text)
             if not line.ok:
                 self.bad_lines.add(line.number)
-            if size >= CHUNK_CHARS:
+            if size >= max(CHUNK_CHARS, at_least):
                 break
         self.buf, self.pos = self.buf[self.pos :] + "".join(parts), 0
         return size > 0
