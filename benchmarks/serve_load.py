@@ -9,8 +9,11 @@ the load comes from an httpx AsyncClient in the same process, --requests per lev
 generate), after a warm-up. Any non-200 answer counts as an error.
 
 Figures, per task and concurrency: requests_per_s, p50_ms, p99_ms, errors, for `batched` and `unbatched`; the
-ratio batched/unbatched of requests_per_s. Run: `.venv/bin/python benchmarks/serve_load.py` (about 4 minutes on
-2 cores). The last line is one JSON object.
+ratio batched/unbatched of requests_per_s. Then poisoned traffic (issue 13): at concurrency 32, the valid requests'
+p50/p99 on a clean server and on one that also gets --poison-every'th a bad request from `poison()` (8 more
+clients), with `errors` (valid requests not answered 200) and `poison_not_4xx` (bad requests not answered 4xx),
+both 0 on a sound server. Run: `.venv/bin/python benchmarks/serve_load.py` (about 5 minutes on 2 cores;
+--only-poison skips the batching levels). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LEVELS = (1, 8, 32)
 NEW_TOKENS = 16
 WARMUP = 8
+POISON_CLIENTS = 8
+POISON_BODY_LIMIT = 64_000  # max_body_bytes of the poisoned servers, so a body over it costs little to send
 
 
 def train_classifier(out: Path) -> Path:
@@ -176,27 +181,147 @@ def measure(model_dir: Path, task: str, count: int) -> dict[str, Any]:
     return figures
 
 
+def _ascii_json(body: Any) -> bytes:
+    """JSON as a client may send it: a lone surrogate travels as the escape \\ud800 (valid JSON syntax)."""
+    return json.dumps(body).encode()
+
+
+def poison(task: str, model: str) -> list[tuple[str, bytes]]:
+    """Bad requests, (route, raw body), each to be answered 4xx by a sound server: the items issue 13 found failing
+    whole batches (lone surrogates, an empty prompt, a temperature that overflows), prompts too long for the context
+    (large ones too, tokenised off the event loop), malformed or oversized bodies, options out of range."""
+    if task == "classify":
+        bodies: list[Any] = [
+            {"model": model, "input": "bad \ud800 text"},
+            {"model": model, "input": ["fine", "\udfff"]},
+            {"model": model, "input": []},
+            {"model": model, "input": ["x"] * 65},
+            {"model": model, "input": 5},
+            {"model": "gpt-4", "input": "x"},
+            {"model": model, "input": "x" * POISON_BODY_LIMIT},
+            [1, 2],
+        ]
+        route = "/v1/classify"
+        raw = [b"{not json", b'{"input": "\xff\xfe"}']  # the second is not UTF-8
+        return [(route, _ascii_json(b)) for b in bodies] + [(route, r) for r in raw]
+    base = {"model": model, "max_tokens": 4}
+    chat = [{"role": "user", "content": "hello \ud800"}]
+    bodies = [
+        ("/v1/completions", {**base, "prompt": "what \ud800 colour"}),
+        ("/v1/completions", {**base, "prompt": "what \ud800 colour", "stream": True}),
+        ("/v1/completions", {**base, "prompt": ""}),
+        ("/v1/completions", {**base, "prompt": "", "stream": True}),
+        ("/v1/completions", {**base, "prompt": "hi", "temperature": 1e-300}),
+        ("/v1/completions", {**base, "prompt": "hi", "temperature": 1e-300, "stream": True}),
+        ("/v1/completions", {**base, "prompt": "hi", "stop": ["a", "\udc00"]}),
+        ("/v1/completions", {**base, "prompt": "hi", "max_tokens": 100_000}),
+        ("/v1/completions", {**base, "prompt": "hi", "temperature": 3}),
+        ("/v1/completions", {**base, "prompt": "word " * 4000}),  # over the context: refused once tokenised
+        ("/v1/completions", {**base, "prompt": "word " * 4000, "stream": True}),
+        ("/v1/completions", {**base, "prompt": "x" * POISON_BODY_LIMIT}),
+        ("/v1/completions", {**base, "prompt": ["a", "b"]}),
+        ("/v1/completions", {**base, "model": "gpt-4", "prompt": "hi"}),
+        ("/v1/chat/completions", {**base, "messages": chat}),
+        ("/v1/chat/completions", {**base, "messages": chat, "stream": True}),
+        ("/v1/chat/completions", {**base, "messages": [{"role": "assistant", "content": "hi"}]}),
+        ("/v1/chat/completions", {**base, "messages": [{"role": "user", "content": "hi"}], "n": 2}),
+        ("/v1/chat/completions", {**base, "messages": []}),
+    ]
+    raw = [
+        ("/v1/completions", b"{not json"),
+        ("/v1/completions", f'{{"model": "{model}", "prompt": "hi", "temperature": NaN}}'.encode()),
+        ("/v1/completions", f'{{"model": "{model}", "prompt": "\xff"}}'.encode("latin-1")),  # not UTF-8
+    ]
+    return [(route, _ascii_json(body)) for route, body in bodies] + raw
+
+
+async def load_poisoned(
+    url: str, valid: list[tuple[str, dict[str, Any]]], bad: list[tuple[str, bytes]], every: int
+) -> dict[str, float]:
+    """The valid requests at concurrency 32; with `every` > 0, one bad request per `every` valid ones as well,
+    sent by POISON_CLIENTS more clients at the same time. Latency is the valid requests' alone."""
+    latencies: list[float] = []
+    errors = poison_not_4xx = 0
+    gate, poison_gate = asyncio.Semaphore(32), asyncio.Semaphore(POISON_CLIENTS)
+    limits = httpx.Limits(max_connections=32 + POISON_CLIENTS)
+    headers = {"Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one(route: str, body: dict[str, Any]) -> None:
+            nonlocal errors
+            async with gate:
+                started = time.perf_counter()
+                response = await client.post(route, json=body)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+
+        async def spoil(route: str, content: bytes) -> None:
+            nonlocal poison_not_4xx
+            async with poison_gate:
+                response = await client.post(route, content=content, headers=headers)
+                poison_not_4xx += not 400 <= response.status_code < 500
+
+        await asyncio.gather(*(one(r, b) for r, b in valid[:WARMUP]))
+        latencies.clear()
+        spoiled = [bad[i % len(bad)] for i in range(len(valid) // every)] if every else []
+        await asyncio.gather(*(one(r, b) for r, b in valid[WARMUP:]), *(spoil(r, c) for r, c in spoiled))
+    return {
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)) * 1000, 2),
+        "errors": errors,
+        "poison_requests": len(spoiled),
+        "poison_not_4xx": poison_not_4xx,
+    }
+
+
+def measure_poison(model_dir: Path, task: str, count: int, every: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for arm, arm_every in (("clean", 0), ("poisoned", every)):
+        app = build_app(model_dir, limits=ServeLimits(max_body_bytes=POISON_BODY_LIMIT))
+        name = app.state.served.name
+        with running(app) as url:
+            figures[arm] = asyncio.run(
+                load_poisoned(url, bodies(task, name, count + WARMUP), poison(task, name), arm_every)
+            )
+    print(f"{task} poison: {json.dumps(figures)}", file=sys.stderr)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--classifier", type=Path, help="a classifier model folder (default: train one)")
     parser.add_argument("--generator", type=Path, help="a causal LM model folder (default: train one)")
     parser.add_argument("--requests", type=int, default=256, help="classify requests per level")
     parser.add_argument("--generations", type=int, default=96, help="generate requests per level")
+    parser.add_argument(
+        "--poison-every", type=int, default=4, help="one bad request per this many valid ones"
+    )
+    parser.add_argument("--only-poison", action="store_true", help="skip the batching levels")
     args = parser.parse_args()
+    result: dict[str, Any] = {"benchmark": "serve_load", "new_tokens": NEW_TOKENS}
     with tempfile.TemporaryDirectory() as tmp:
         classifier = args.classifier or train_classifier(Path(tmp))
         generator = args.generator or train_generator(Path(tmp))
-        result = {
-            "benchmark": "serve_load",
-            "classify": measure(classifier, "classify", args.requests),
-            "generate": measure(generator, "generate", args.generations),
-            "new_tokens": NEW_TOKENS,
+        if not args.only_poison:
+            result["classify"] = measure(classifier, "classify", args.requests)
+            result["generate"] = measure(generator, "generate", args.generations)
+        result["poison"] = {
+            "every": args.poison_every,
+            "classify": measure_poison(classifier, "classify", args.requests, args.poison_every),
+            "generate": measure_poison(generator, "generate", args.generations, args.poison_every),
         }
     result["errors"] = sum(
         row[arm]["errors"]
         for task in ("classify", "generate")
-        for row in result[task].values()
+        for row in result.get(task, {}).values()
         for arm in ("batched", "unbatched")
+    ) + sum(
+        result["poison"][task][arm]["errors"]
+        for task in ("classify", "generate")
+        for arm in ("clean", "poisoned")
+    )
+    result["poison_not_4xx"] = sum(
+        result["poison"][task]["poisoned"]["poison_not_4xx"] for task in ("classify", "generate")
     )
     print(json.dumps(result))
 

@@ -55,7 +55,7 @@ def chat_dir_fixture(tmp_path_factory: pytest.TempPathFactory, tiny_chat_decoder
     return _train(tmp, tiny_chat_decoder, data, "sft", dedup={"exact": False, "near": False})
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -64,7 +64,7 @@ def _free_port() -> int:
 @contextmanager
 def running(app: FastAPI) -> Iterator[str]:
     """Serve `app` on loopback in a background thread; yields the base URL and stops the server after."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -2,7 +2,8 @@
 run as one batch in a worker thread, and each request's future gets its own results back.
 
 While a batch runs, new items pile up in the queue, so under load batches fill by themselves; a lone item waits at
-most `max_wait_s` for company (0: it runs at once).
+most `max_wait_s` for company (0: it runs at once). A batch that fails is run again item by item, so an error
+reaches only the request whose item caused it.
 """
 
 from __future__ import annotations
@@ -65,13 +66,22 @@ class DynamicBatcher(Generic[Item, Result]):
             ]  # a cancelled request left
             if not waiting:
                 continue
-            try:
-                results = await asyncio.to_thread(self.run_batch, [item for item, _ in waiting])
-            except Exception as err:  # the requests in this batch fail; the worker carries on
-                for _, future in waiting:
-                    if not future.done():
-                        future.set_exception(err)
-                continue
-            for (_, future), result in zip(waiting, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            await self._run(waiting)
+
+    async def _run(self, waiting: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        """Run the batch; if it fails, run its items alone, so that only the item that fails by itself fails (one
+        bad item must not cost the requests batched with it their answers)."""
+        try:
+            results = await asyncio.to_thread(self.run_batch, [item for item, _ in waiting])
+        except Exception as err:
+            if len(waiting) > 1:
+                for one in waiting:
+                    await self._run([one])
+                return
+            _, future = waiting[0]
+            if not future.done():
+                future.set_exception(err)
+            return
+        for (_, future), result in zip(waiting, results, strict=True):
+            if not future.done():
+                future.set_result(result)

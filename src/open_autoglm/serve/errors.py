@@ -15,13 +15,37 @@ logger = logging.getLogger(__name__)
 class APIError(Exception):
     """A request the server refuses, with the HTTP status and OpenAI error code to answer with."""
 
-    def __init__(self, status: int, message: str, code: str, kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        kind: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.kind = status, message, code, kind
+        self.headers = headers  # e.g. Retry-After on a 503
 
 
-def error_response(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+def error_body(message: str, code: str, kind: str = "invalid_request_error") -> dict[str, dict[str, str]]:
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def error_response(
+    status: int,
+    message: str,
+    code: str,
+    kind: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(message, code, kind), status_code=status, headers=headers)
+
+
+def internal_error(err: BaseException) -> JSONResponse:
+    """The 500 for an unexpected error: logged with its traceback, answered without it."""
+    logger.error("unexpected error while serving a request", exc_info=err)
+    return error_response(500, "internal server error", "internal_error", "server_error")
 
 
 def _validation_message(err: RequestValidationError) -> tuple[str, str]:
@@ -36,11 +60,12 @@ def _validation_message(err: RequestValidationError) -> tuple[str, str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map our errors, validation errors and unknown routes to OpenAI's shape; an unexpected one is a logged 500."""
+    """Map our errors, validation errors and unknown routes to OpenAI's shape. (An unexpected error becomes a 500 in
+    the app's middleware, where it is counted too: a handler for Exception runs outside every middleware.)"""
 
     async def api_error(_: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, APIError)
-        return error_response(err.status, err.message, err.code, err.kind)
+        return error_response(err.status, err.message, err.code, err.kind, err.headers)
 
     async def invalid(_: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, RequestValidationError)
@@ -52,11 +77,6 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
         return error_response(err.status_code, str(err.detail), code)
 
-    async def unexpected(_: Request, err: Exception) -> JSONResponse:
-        logger.exception("unexpected error while serving a request", exc_info=err)
-        return error_response(500, "internal server error", "internal_error", "server_error")
-
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)

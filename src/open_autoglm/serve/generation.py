@@ -1,17 +1,19 @@
 """Text generation with the KV cache: whole replies — several requests' prompts left-padded into one generate()
-call — or token by token through a TextIteratorStreamer that a generate() thread fills. Stop strings end a reply
+call — or token by token through an AsyncTextIteratorStreamer that a generate() thread fills. Stop strings end a reply
 and are cut from it, as OpenAI does."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import AsyncTextIteratorStreamer, StoppingCriteria, StoppingCriteriaList
 
 from open_autoglm.evaluate.predict import device_of
 from open_autoglm.serve.served_model import ServedModel
@@ -208,10 +210,12 @@ def _end_ids(served: ServedModel) -> torch.Tensor:
 
 
 class ReplyStream:
-    """Iterate to get text pieces as they are generated; `finish_reason` and `completion_tokens` are set once
-    iteration ends.
+    """Async-iterate to get text pieces as they are generated; `finish_reason` and `completion_tokens` are set once
+    iteration ends, and a failed generation raises from the iteration.
 
-    Iteration blocks: the server pulls each piece in a worker thread. `cancel()` stops the generate thread.
+    `start` runs generate() on the given executor (its size bounds the generate threads); the pieces come back
+    through an asyncio queue, so a reader holds no thread while it waits. `cancel()` stops generate() at its next
+    token. Made in the server's event loop (the streamer posts to it).
     """
 
     def __init__(self, served: ServedModel, encoded: dict[str, torch.Tensor], sampling: Sampling) -> None:
@@ -219,49 +223,56 @@ class ReplyStream:
         self.prompt_tokens = encoded["input_ids"].shape[1]
         self.completion_tokens = 0
         self.finish_reason: str | None = None
-        self.streamer = TextIteratorStreamer(served.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.streamer = AsyncTextIteratorStreamer(
+            served.tokenizer, skip_prompt=True, skip_special_tokens=True
+        )
         self.scanner = StopScanner(sampling.stop)
         self.cancelled = threading.Event()
         self.output: torch.Tensor | None = None  # (1, prompt + new)
         self.error: BaseException | None = None
-        kwargs = _generate_kwargs(served, encoded, sampling)
-        criteria = kwargs.setdefault("stopping_criteria", StoppingCriteriaList())
+        self.kwargs = _generate_kwargs(served, encoded, sampling)
+        criteria = self.kwargs.setdefault("stopping_criteria", StoppingCriteriaList())
         criteria.append(_Cancelled(self.cancelled))
-        kwargs["streamer"] = self.streamer
-        self.thread = threading.Thread(target=self._run, args=(kwargs,), daemon=True)
-        self.thread.start()
+        self.kwargs["streamer"] = self.streamer
+        self.done: asyncio.Future[None] | None = None
+
+    def start(self, executor: Executor) -> asyncio.Future[None]:
+        """Begin generating; the returned future completes when generate() has returned or failed."""
+        self.done = asyncio.get_running_loop().run_in_executor(executor, self._run)
+        return self.done
 
     @torch.inference_mode()
-    def _run(self, kwargs: dict[str, Any]) -> None:
+    def _run(self) -> None:
         try:
             with self.served.lock:
-                self.output = self.served.torch_model.generate(**kwargs)  # type: ignore[operator]
-        except BaseException as err:  # re-raised in the reading thread
+                self.output = self.served.torch_model.generate(**self.kwargs)  # type: ignore[operator]
+        except Exception as err:  # raised again in the reader, which tells the client
             self.error = err
             self.streamer.end()
 
     def cancel(self) -> None:
         self.cancelled.set()
 
-    def __iter__(self) -> Iterator[str]:
+    def __aiter__(self) -> AsyncIterator[str]:
         return self
 
-    def __next__(self) -> str:
+    async def __anext__(self) -> str:
         if self.finish_reason is not None:
-            raise StopIteration
-        for piece in self.streamer:
+            raise StopAsyncIteration
+        async for piece in self.streamer:
             safe = self.scanner.feed(piece)
             if self.scanner.stopped:
                 self.cancel()  # the reply has ended: no need to generate on
             if safe:
                 return safe
-        self.thread.join()
+        assert self.done is not None, "start() the stream before reading it"
+        await self.done
         if self.error is not None:
-            raise RuntimeError("generation failed") from self.error
+            raise RuntimeError(f"generation failed: {self.error}") from self.error
         if self.output is not None:
             self.completion_tokens = self.output.shape[1] - self.prompt_tokens
         self.finish_reason = _finish_reason(self.completion_tokens, self.sampling, self.scanner.stopped)
         rest = self.scanner.flush()
         if rest:
             return rest
-        raise StopIteration
+        raise StopAsyncIteration

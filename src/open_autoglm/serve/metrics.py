@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 @dataclass
@@ -20,6 +20,15 @@ class ServeMetrics:
             "time to the response's first byte (a stream's length is not included)",
             ["route"],
             registry=self.registry,
+        )
+        self.active = Gauge(
+            "autoglm_active_requests", "requests doing model work now", registry=self.registry
+        )
+        self.queued = Gauge(
+            "autoglm_queued_requests", "requests waiting for a turn at the model", registry=self.registry
+        )
+        self.stream_errors = Counter(
+            "autoglm_stream_errors", "streams that ended with an error event", registry=self.registry
         )
         self.prompt_tokens = Counter("autoglm_prompt_tokens", "prompt tokens read", registry=self.registry)
         self.generated_tokens = Counter(

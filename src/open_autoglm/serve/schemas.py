@@ -1,11 +1,34 @@
 """Request bodies, in OpenAI's shapes. Unknown OpenAI options are ignored (clients send many); the ones we
-take are type-checked, and n must be 1."""
+take are type-checked, and n must be 1. Each request is judged here, alone, before it joins a batch: an item that
+could fail inside a batch (a lone surrogate, an empty prompt, an overflowing temperature) is a 400 naming its
+field, not an error for everyone batched with it."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+# Tiny temperatures blow logits / temperature up to inf (1e-300 is 0 in float32) and sampling fails on nan; 0.01
+# keeps a wide margin, half-precision logits included (vLLM clamps at it too). 0 is greedy decoding.
+MIN_TEMPERATURE = 0.01
+
+
+def _encodable(value: str | list[str]) -> str | list[str]:
+    """JSON may carry a lone surrogate ("\\ud800"), which no tokenizer can encode: refuse it here, naming which
+    text of a list holds it."""
+    for index, text in enumerate([value] if isinstance(value, str) else value):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            which = "the text" if isinstance(value, str) else f"text {index}"
+            raise ValueError(
+                f"{which} has a lone surrogate at character {err.start}, which is not valid Unicode"
+            ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
 
 
 class _Request(BaseModel):
@@ -14,11 +37,13 @@ class _Request(BaseModel):
 
 class ClassifyRequest(_Request):
     input: str | list[str] = Field(description="one text or a list of texts to label")
-    model: str | None = None
+    model: Text | None = None
+
+    _valid_unicode = field_validator("input")(_encodable)
 
 
 class _GenerationRequest(_Request):
-    model: str
+    model: Text
     max_tokens: int | None = Field(
         default=None, ge=1, description="new tokens at most (server default if unset)"
     )
@@ -35,7 +60,16 @@ class _GenerationRequest(_Request):
             raise ValueError("stop takes at most 4 non-empty strings")
         if stop == "":
             raise ValueError("stop must not be empty")
-        return stop
+        return stop if stop is None else _encodable(stop)
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_or_samplable(cls, temperature: float) -> float:
+        if 0 < temperature < MIN_TEMPERATURE:
+            raise ValueError(
+                f"a sampling temperature is at least {MIN_TEMPERATURE} (0 means greedy decoding)"
+            )
+        return temperature
 
     def stop_strings(self) -> list[str]:
         if self.stop is None:
@@ -51,7 +85,9 @@ class CompletionRequest(_GenerationRequest):
     def _one_prompt(cls, prompt: str | list[str]) -> str | list[str]:
         if isinstance(prompt, list) and len(prompt) != 1:
             raise ValueError("only one prompt per request is served")
-        return prompt
+        if not (prompt if isinstance(prompt, str) else prompt[0]):
+            raise ValueError("the prompt is empty: there is nothing to continue")
+        return _encodable(prompt)
 
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
@@ -59,7 +95,7 @@ class CompletionRequest(_GenerationRequest):
 
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class ChatCompletionRequest(_GenerationRequest):
