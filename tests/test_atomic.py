@@ -60,3 +60,10 @@ def test_only_whole_file_modes_are_accepted(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode"), atomic_open(tmp_path / "x", "a"):
         pass
     assert issubclass(ArtifactWriteError, OSError)
+
+
+def test_an_artifact_gets_the_permissions_a_plain_write_would_give(tmp_path: Path) -> None:
+    plain, atomic = tmp_path / "plain.txt", tmp_path / "atomic.txt"
+    plain.write_text("x")
+    write_text(atomic, "x")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

@@ -10,6 +10,7 @@ Written by hand: the standard library has no atomic writer, and the small packag
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -32,6 +33,14 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+@functools.cache
+def _mode_from_umask() -> int:
+    # Reading the umask means setting it; once per process, so no other thread sees the brief 0.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary sibling of `path` for writing; on a clean exit it replaces `path`, else it is removed."""
@@ -42,6 +51,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, _mode_from_umask())  # mkstemp makes 0600; an artifact gets what open() would give
         with open(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             handle.flush()

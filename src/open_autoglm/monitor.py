@@ -65,7 +65,10 @@ class ResourceMonitor:
             self._thread.join()
         self._stopped = time.monotonic()
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as err:  # a full disk: the samples are a side record, the run's own error matters
+                logger.warning("resource samples not saved to %s: %s", self.path, err.strerror or err)
 
     def summary(self) -> dict[str, Any]:
         """Figures for summary.json; `overhead_fraction` is the sampler's own CPU time over the wall time."""
@@ -90,7 +93,9 @@ class ResourceMonitor:
                 if stopped:
                     return
                 stopped = self._stop.wait(self.interval_s)  # once stopped, one more: the last sample
-        except Exception:  # a full disk, say: the monitor must never take the run down with it
+        except OSError as err:  # a full disk, say: the monitor must never take the run down with it
+            logger.warning("the resource monitor stopped sampling to %s: %s", self.path, err.strerror or err)
+        except Exception:  # anything else is a bug of ours: keep the traceback, still spare the run
             logger.warning("the resource monitor stopped sampling to %s", self.path, exc_info=True)
 
     def _sample(self) -> dict[str, Any]:

@@ -315,3 +315,80 @@ def test_token_length_filter_uses_the_models_tokenizer(tmp_path: Path, tiny_enco
     report = load_data(config).report
     assert report["removed"]["too_many_tokens"] >= 1
     assert_accounted(report)
+
+
+def _data_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a data folder (data_report.json less its timings, which differ from run to run)."""
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    report = json.loads(files.pop("data_report.json"))
+    report.pop("seconds"), report.pop("rows_per_second")
+    return files | {"data_report.json": json.dumps(report).encode()}
+
+
+def test_a_torn_or_edited_output_is_prepared_again_not_trusted(tmp_path: Path) -> None:
+    from open_autoglm.data.prepared import prepare_or_reuse
+
+    path = write_jsonl(tmp_path / "train.jsonl", reviews(60))
+    config = make_config(tmp_path, train=str(path))
+    out = config.run_dir / "data"
+    prepare_or_reuse(config, out)
+    whole = _data_files(out)
+    assert set(report_of(tmp_path)["outputs"]) == {
+        "train.jsonl",
+        "validation.jsonl",
+        "test.jsonl",
+        "quarantine.jsonl",
+        "removed.jsonl",
+    }
+    train = out / "train.jsonl"
+    train.write_bytes(whole["train.jsonl"][:-40])  # what a write cut off by a full disk used to leave
+    assert prepare_or_reuse(config, out)[1] is False  # the inputs are unchanged, the outputs are not: redone
+    assert _data_files(out) == whole
+    (out / "test.jsonl").unlink()
+    assert prepare_or_reuse(config, out)[1] is False
+    assert _data_files(out) == whole
+    assert prepare_or_reuse(config, out)[1] is True
+
+
+def test_a_failed_prepare_leaves_the_earlier_outputs_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from open_autoglm.data.prepared import prepare_or_reuse
+
+    path = write_jsonl(tmp_path / "train.jsonl", reviews(60))
+    config = make_config(tmp_path, train=str(path))
+    out = config.run_dir / "data"
+    prepare_or_reuse(config, out)
+    whole = _data_files(out)
+    calls = 0
+
+    def fail(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise OSError(28, "No space left on device")
+
+    write_jsonl(path, reviews(70))  # other inputs: every output would change
+    monkeypatch.setattr(pipeline, "_augment_train", fail)
+    changed = make_config(tmp_path, train=str(path), augment={"enabled": True})
+    with pytest.raises(OSError, match="No space"):
+        prepare_or_reuse(changed, out)
+    assert calls == 1  # it failed after the new splits were in place, before their data report
+    assert (out / "train.jsonl").read_bytes() != whole["train.jsonl"]
+    assert _data_files(out)["data_report.json"] == whole["data_report.json"]
+    assert not list(out.glob(".*.tmp"))
+    write_jsonl(path, reviews(60))  # back to the inputs the old report describes: its fingerprint matches,
+    assert prepare_or_reuse(config, out)[1] is False  # but the splits on disk are not the ones it recorded
+    assert _data_files(out) == whole
+
+
+def test_a_damaged_prepared_folder_names_the_file(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", reviews(50))
+    load_data(make_config(tmp_path / "prep", train=str(path)))
+    folder = tmp_path / "prep" / "runs" / "run" / "data"
+    with open(folder / "validation.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"text": "cut off')
+    with pytest.raises(ValueError, match=r"validation\.jsonl is not the file data prepare wrote"):
+        load_data(make_config(tmp_path, train=str(folder)))
+    (folder / "data_report.json").unlink()  # an older folder: nothing to check the files against
+    with pytest.raises(ValueError, match=r"validation\.jsonl:\d+: not valid JSON"):
+        load_data(make_config(tmp_path, train=str(folder)))

@@ -95,7 +95,7 @@ def test_a_saved_pruned_model_reloads_with_the_same_logits(model_type, tiny_enco
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_encoder))
     model = _classifier(model_type, tokenizer)
     pruned = prune_model(model, _importance(model, tokenizer), 0.4)
-    meta = {"objective": "seq_cls", "labels": ["a", "b"], "max_length": 16}
+    meta = {"task": "classification", "objective": "seq_cls", "labels": ["a", "b"], "max_length": 16}
     save_pruned(pruned.model, tokenizer, meta, pruned.record, tmp_path / "pruned")
     saved = json.loads((tmp_path / "pruned" / "autoglm.json").read_text())
     assert saved["pruned"] == pruned.record

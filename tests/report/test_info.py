@@ -318,3 +318,57 @@ def test_importance_says_why_when_it_cannot_be_computed() -> None:
 def test_a_folder_without_config_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no config.yaml"):
         load_run(tmp_path)
+
+
+def test_unreadable_files_are_named_in_the_report_not_a_traceback(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "trials" / "0").mkdir(parents=True)
+    (run_dir / "data").mkdir()
+    (run_dir / "export").mkdir()
+    (run_dir / "config.yaml").write_text(
+        "name: run\ntask: classification\nmodel:\n  name: tiny\n", encoding="utf-8"
+    )
+    whole = {"metric": "accuracy", "best": {"validation": {"accuracy": 0.9}}, "trials": {"complete": 1}}
+    (run_dir / "summary.json").write_text(json.dumps(whole, indent=2)[:40], encoding="utf-8")  # truncated
+    rows = [{"step": 2, "epoch": 1.0, "split": "validation", "name": "accuracy", "value": 0.5}]
+    rows.append({"step": 4, "epoch": "two", "split": "validation", "name": "accuracy", "value": 0.7})
+    lines = json.dumps(rows[0]) + "\n" + '{"step": 3, "epo\n' + json.dumps(rows[1]) + "\n"
+    (run_dir / "trials" / "0" / "metrics.jsonl").write_text(lines, encoding="utf-8")
+    # eval.json of another version: metrics as a list, per-class scores as plain numbers
+    evaluation = {"metrics": [0.9], "baselines": {"pretrained": 0.5}, "per_class": {"a": 0.5}}
+    (run_dir / "eval.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    (run_dir / "data" / "data_report.json").write_text('["not", "an", "object"]', encoding="utf-8")
+    (run_dir / "export" / "export_report.json").write_bytes(b"\xff\xfe\x00binary")
+
+    info = load_run(run_dir)
+
+    problems = info.unreadable
+    assert "not valid JSON at line 4" in problems["summary.json"]
+    assert "line 2 is not a JSON object" in problems["trials/0/metrics.jsonl"]
+    assert "metrics is a list, not an object" in problems["eval.json"]
+    assert "a list, not an object" in problems["data/data_report.json"]
+    assert "not UTF-8" in problems["export/export_report.json"]
+    assert info.summary == {} and info.data is None and info.export is None
+    assert info.model == "tiny" and info.trials[0].curve == [(1.0, 0.5)]  # what could be read still is
+    page = render_report(info, "en")
+    assert '<section id="unreadable">' in page
+    assert page.index('id="unreadable"') < page.index('id="overview"')
+    for name in problems:
+        assert f"<td>{name}</td>" in page
+    assert "the Evaluation section could not be drawn from it: AttributeError" in page  # per_class numbers
+
+
+def test_a_damaged_config_and_a_torn_metrics_line_still_give_a_report(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "trials" / "0").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("name: run\nmodel: [unclosed\n", encoding="utf-8")
+    (run_dir / "trials" / "0" / "metrics.jsonl").write_text('{"step": 1, "epoch": 1, "spl', encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    info = load_run(run_dir)
+    assert info.unreadable["config.yaml"].startswith("not valid YAML at line")
+    assert "line 1 is not a JSON object" in info.unreadable["trials/0/metrics.jsonl"]
+    assert "<td>config.yaml</td>" in page
+    previous = page
+    (run_dir / "config.yaml").write_text("- a list\n- not a mapping\n", encoding="utf-8")
+    assert "a list, not an object" in load_run(run_dir).unreadable["config.yaml"]
+    assert write_report(run_dir).read_text(encoding="utf-8") != previous

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,12 +88,23 @@ def setup_logging(quiet: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _known_user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the input or the machine is wrong", not "the code is wrong".
+
+    DataFormatError and MethodNotApplicable are ValueErrors. NonFiniteLossError joins only when the trainer was
+    imported (it can be raised by nothing else): importing it here would cost `data` and `report` ~8 s of torch.
+    """
+    from open_autoglm.run_lock import RunFolderBusy
+
+    known: list[type[BaseException]] = [FileNotFoundError, ValueError, ArtifactWriteError, RunFolderBusy]
+    trainer = sys.modules.get("open_autoglm.train.trainer")
+    if trainer is not None:
+        known.append(trainer.NonFiniteLossError)
+    return tuple(known)
+
+
 def run_verb(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a verb; a known user error becomes one red line and exit code 2 (config) or 1 (anything else)."""
-    from open_autoglm.data.readers import DataFormatError
-    from open_autoglm.methods import MethodNotApplicable
-    from open_autoglm.train.trainer import NonFiniteLossError
-
     setup_logging(getattr(args, "quiet", False))
     signal_file_size_exceeded_as_error()
     try:
@@ -101,13 +113,8 @@ def run_verb(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         # escape: a path such as `x[/y].jsonl` in the message is text, not rich markup
         console.print(f"[bold red]config error:[/] {escape(str(err))}", highlight=False)
         return 2
-    except (
-        DataFormatError,
-        MethodNotApplicable,
-        NonFiniteLossError,
-        FileNotFoundError,
-        ValueError,
-        ArtifactWriteError,
-    ) as err:
+    except Exception as err:
+        if not isinstance(err, _known_user_errors()):
+            raise
         console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         return 1

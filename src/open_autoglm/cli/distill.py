@@ -27,6 +27,12 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         metavar="N",
         help="the student is N evenly spaced layers of the teacher (default: model.name is the student)",
     )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run Python code shipped with the model folder (same as model.trust_remote_code: true); a "
+        "folder's own autoglm.json cannot turn this on",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.student_layers is not None:
         args.overrides.append(f"distill.student_layers={args.student_layers}")
+    if args.trust_remote_code:  # the operator's decision, never the model folder's
+        args.overrides.append("model.trust_remote_code=true")
     config = one_model_config(config_from_args(args), "distill")
     report = run_distill(config, args.teacher)
     _print_report(report)

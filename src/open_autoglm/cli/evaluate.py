@@ -39,12 +39,20 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         "--batch-size", type=int, help="evaluation batch size (default: train.eval_batch_size)"
     )
     parser.add_argument("--max-new-tokens", type=int, default=64, help="generation: reply length cap")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run Python code shipped with the model folder (same as model.trust_remote_code: true); a "
+        "folder's own autoglm.json cannot turn this on",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_eval
     from open_autoglm.evaluate.job import EVAL_FILE, EvalOptions, run_eval
 
+    if args.trust_remote_code:  # the operator's decision, never the model folder's
+        args.overrides.append("model.trust_remote_code=true")
     config = one_model_config(config_from_args(args), "eval")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be >= 0, got {args.tolerance}")

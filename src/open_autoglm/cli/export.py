@@ -40,11 +40,19 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         "with --onnx --quantize dynamic also as INT8 ONNX",
     )
     parser.add_argument("--latency-rows", type=int, default=50, help="texts timed one at a time (default 50)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run Python code shipped with the model folder (same as model.trust_remote_code: true); a "
+        "folder's own autoglm.json cannot turn this on",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.export.job import EXPORT_REPORT, ExportOptions, run_export
 
+    if args.trust_remote_code:  # the operator's decision, never the model folder's
+        args.overrides.append("model.trust_remote_code=true")
     config = one_model_config(config_from_args(args), "export")
     everything = not (args.merge or args.onnx or args.quantize or args.prune)
     options = ExportOptions(

@@ -7,13 +7,14 @@ row lost by a bug stops the run instead of disappearing.
 from __future__ import annotations
 
 import bisect
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from open_autoglm.atomic import write_json
 
 # Character-length histogram edges: powers of two, so short sentences and long documents both get resolution.
 LENGTH_EDGES = [0, 1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 2**62]
@@ -77,7 +78,8 @@ class DataReport:
     repeated_by_weight: int = 0
     augmented: int = 0
     seconds: float = 0.0
-    fingerprint: str = ""
+    fingerprint: str = ""  # of the inputs and settings (prepared.py)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> bytes, sha256 as written
 
     def remove(self, reason: str, n: int = 1) -> None:
         self.removed[reason] += n
@@ -133,8 +135,9 @@ class DataReport:
             "seconds": round(self.seconds, 2),
             "rows_per_second": round(self.rows_in / self.seconds, 1) if self.seconds else None,
             "fingerprint": self.fingerprint,
+            "outputs": self.outputs,
         }
 
     def write(self, path: Path) -> None:
         self.check_identity()
-        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(path, self.to_json())

@@ -8,15 +8,21 @@ Two streaming passes, so memory stays flat as the input grows:
    rows into `train.jsonl`, `validation.jsonl` and `test.jsonl`; augment the training split when asked.
 Malformed rows go to `quarantine.jsonl`, removed rows to `removed.jsonl` (file, line, reason, and the kept twin
 of a duplicate), the counts to `data_report.json`.
+
+Every output is written whole or not at all (open_autoglm.atomic): a failure or a kill half-way leaves the
+earlier files as they were. `data_report.json` comes last and records each output's size and hash, so that
+`prepared.py` trusts a folder only when every file is the one this report describes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import random
+import signal
 import time
 from array import array
 from collections import Counter, deque
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from open_autoglm.atomic import atomic_open
 from open_autoglm.config import Config
 from open_autoglm.data.accounting import DataReport
 from open_autoglm.data.encoding import detect_encoding
@@ -46,6 +53,9 @@ PARALLEL_MIN_BYTES = 8 * 2**20  # below this, starting worker processes costs mo
 MAX_WORKERS = 4
 SHOWN_ERRORS = 5
 STAGING = "staging.jsonl"
+QUARANTINE, REMOVED, REPORT = "quarantine.jsonl", "removed.jsonl", "data_report.json"
+OUTPUTS = (*(f"{s}.jsonl" for s in SPLITS), QUARANTINE, REMOVED)  # what data_report.json vouches for
+KILL_AT_ENV = "AUTOGLM_FAULT_KILL_AT"  # tests/faults only: see _fault_point
 PAGE_FORMATS = frozenset({"html", "warc"})  # their readers decode each page by its own charset
 PAGE_ENCODING = "per page (HTTP/meta charset)"
 logger = logging.getLogger(__name__)
@@ -70,9 +80,11 @@ def input_files(config: Config) -> list[InputFile]:
         InputFile(split, getattr(data, split)) for split in ("validation", "test") if getattr(data, split)
     ]
     for f in files:
+        key = "data.train" if f.group == "train" else f"data.{f.group}"
         if not f.path.exists():
-            key = "data.train" if f.group == "train" else f"data.{f.group}"
             raise FileNotFoundError(f"{key}: no such file: {f.path}")
+        if f.path.is_dir():  # a folder `data prepare` wrote is read by load_data before it gets here
+            raise FileNotFoundError(f"{key}: {f.path} is a folder, not a data file")
     return files
 
 
@@ -80,26 +92,57 @@ def prepare(config: Config, out_dir: Path, *, tokenizer: Any = None, fingerprint
     """Run the whole pipeline into `out_dir`; returns the report (also written to `data_report.json`)."""
     files = input_files(config)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftover_temporaries(out_dir)
     started = time.perf_counter()
     report = DataReport(task=config.task, fingerprint=fingerprint)
-    with ExitStack() as stack:
-        quarantine = stack.enter_context(open(out_dir / "quarantine.jsonl", "w", encoding="utf-8"))
-        removed = stack.enter_context(open(out_dir / "removed.jsonl", "w", encoding="utf-8"))
-        with (
-            open(out_dir / STAGING, "w", encoding="utf-8") as staging,
-            RowProgress("preparing data", enabled=not config.quiet) as progress,
-        ):
-            first_pass = FirstPass(config, files, report, quarantine, removed, staging)
-            for batch_meta, batch in _processed_batches(config, files, report, tokenizer):
-                first_pass.take(batch_meta, batch)
-                progress.advance(len(batch_meta))
-        quarantine.flush()
-        _check_quarantine(config, report, out_dir)
-        write_splits(config, first_pass, report, out_dir)
-    (out_dir / STAGING).unlink()
+    try:
+        with atomic_open(out_dir / REMOVED) as removed:
+            with (
+                atomic_open(out_dir / QUARANTINE) as quarantine,
+                atomic_open(out_dir / STAGING) as staging,
+                RowProgress("preparing data", enabled=not config.quiet) as progress,
+            ):
+                first_pass = FirstPass(config, files, report, quarantine, removed, staging)
+                for batch_meta, batch in _processed_batches(config, files, report, tokenizer):
+                    first_pass.take(batch_meta, batch)
+                    progress.advance(len(batch_meta))
+            _check_quarantine(config, report, out_dir)
+            target, copies = plan_splits(config, first_pass, report)
+        # removed.jsonl is in place now: it says why, when no rows are left for a split
+        _check_planned(target, copies)
+        _stream_into_splits(first_pass, target, copies, report, out_dir)
+        if config.data.augment.enabled:
+            _augment_train(config, report, out_dir)
+    finally:
+        (out_dir / STAGING).unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started
-    report.write(out_dir / "data_report.json")
+    report.outputs = {name: describe_output(out_dir / name) for name in OUTPUTS if (out_dir / name).exists()}
+    _fault_point("data:before-report")
+    report.write(out_dir / REPORT)
     return report
+
+
+def describe_output(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a written file: what `data_report.json` records to tell a whole file from a torn one."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"bytes": path.stat().st_size, "sha256": digest}
+
+
+def _remove_leftover_temporaries(out_dir: Path) -> None:
+    """A killed run leaves its unfinished temporary files (`.train.jsonl.<random>.tmp`, see atomic_open) behind."""
+    for name in (*OUTPUTS, STAGING, REPORT):
+        for leftover in out_dir.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+def _fault_point(name: str) -> None:
+    """The fault suite kills the process here when AUTOGLM_FAULT_KILL_AT names this point.
+
+    The one point a test cannot see from outside: the splits are in place but data_report.json is not yet.
+    """
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _processed_batches(
@@ -290,18 +333,20 @@ def _check_quarantine(config: Config, report: DataReport, out_dir: Path) -> None
     share = report.quarantined / report.rows_in
     if share <= config.data.max_bad_ratio and report.quarantined < report.rows_in:
         return
-    with open(out_dir / "quarantine.jsonl", encoding="utf-8") as handle:
+    with open(out_dir / QUARANTINE, encoding="utf-8") as handle:
         shown = [json.loads(line) for _, line in zip(range(SHOWN_ERRORS), handle, strict=False)]
     lines = "\n".join(f"  {b['file']}:{b['line']}: {b['reason']}" for b in shown)
     more = f"\n  ... and {report.quarantined - len(shown)} more" if report.quarantined > len(shown) else ""
     raise DataFormatError(
         f"{report.quarantined} of {report.rows_in} rows are malformed ({share:.1%}, more than data.max_bad_ratio="
-        f"{config.data.max_bad_ratio:.1%}); all are in {out_dir / 'quarantine.jsonl'}:\n{lines}{more}"
+        f"{config.data.max_bad_ratio:.1%}); all are in {out_dir / QUARANTINE}:\n{lines}{more}"
     )
 
 
-def write_splits(config: Config, first: FirstPass, report: DataReport, out_dir: Path) -> None:
-    """Pass 2: choose each staged row's split and copies, then stream the staged rows into the split files."""
+def plan_splits(
+    config: Config, first: FirstPass, report: DataReport
+) -> tuple[dict[int, str], dict[int, int]]:
+    """Pass 2, first half: each staged row's split and number of copies (0: removed, and written as such)."""
     data, seed = config.data, config.train.seed
     target: dict[int, str] = {}
     copies: dict[int, int] = {}
@@ -337,25 +382,22 @@ def write_splits(config: Config, first: FirstPass, report: DataReport, out_dir: 
             if n == 0:
                 first.remove_staged(row_id, "mix_weight")
             report.repeated_by_weight += max(n - 1, 0)
+    return target, copies
+
+
+def _check_planned(target: dict[int, str], copies: dict[int, int]) -> None:
     written = {split for row_id, split in target.items() if copies.get(row_id, 1)}
     if "validation" not in written:
         raise ValueError("no validation rows: give data.validation or set data.val_ratio above 0")
     if "train" not in written:
-        raise ValueError(
-            f"no training rows left after preparing the data (see {out_dir / 'data_report.json'})"
-        )
-    _stream_into_splits(first, target, copies, report, out_dir)
-    if data.augment.enabled:
-        _augment_train(config, report, out_dir)
+        raise ValueError("no training rows left after preparing the data (removed.jsonl says why)")
 
 
 def _stream_into_splits(
     first: FirstPass, target: dict[int, str], copies: dict[int, int], report: DataReport, out_dir: Path
 ) -> None:
-    with ExitStack() as stack:
-        handles = {
-            s: stack.enter_context(open(out_dir / f"{s}.jsonl", "w", encoding="utf-8")) for s in SPLITS
-        }
+    with ExitStack() as stack:  # every split file replaced on a clean exit, none on an error
+        handles = {s: stack.enter_context(atomic_open(out_dir / f"{s}.jsonl")) for s in SPLITS}
         with open(out_dir / STAGING, encoding="utf-8") as staged:
             for row_id, line in enumerate(staged):
                 n = copies.get(row_id, 1)
@@ -379,7 +421,11 @@ def _augment_train(config: Config, report: DataReport, out_dir: Path) -> None:
     path = out_dir / "train.jsonl"
     rows = _read_jsonl(path)
     new_rows = augment_rows(rows, config.data.augment, seed=config.train.seed)
-    with open(path, "a", encoding="utf-8") as handle:
+    with (
+        atomic_open(path) as handle,
+        open(path, encoding="utf-8") as written,
+    ):  # rewritten whole, never appended
+        handle.writelines(written)
         for row in new_rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     report.augmented = len(new_rows)

@@ -2,8 +2,9 @@
 
 `train` and `tune` call `load_data`. It runs the pipeline when the run folder's `data/` is missing or stale
 (its fingerprint — a hash of the input files' bytes, the data settings, the task and the split seed — differs),
+or when an output is not the file data_report.json describes (its size or hash differ: a torn or edited file),
 and reuses it otherwise. `data.train` may also point at a folder that `autoglm data prepare` made: its splits
-are copied into the run folder as they are.
+are copied into the run folder as they are, once they are checked to be whole.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from open_autoglm.atomic import atomic_open
 from open_autoglm.config import Config
-from open_autoglm.data.pipeline import input_files
-from open_autoglm.data.splits import SPLITS, LoadedData, read_written_splits
+from open_autoglm.data.pipeline import OUTPUTS, REPORT, describe_output, input_files
+from open_autoglm.data.splits import LoadedData, read_written_splits
 
 PIPELINE_VERSION = 1  # bump when a change to the pipeline changes its output for the same input
 CHUNK = 2**20
@@ -77,17 +79,40 @@ def _prepare(config: Config, out_dir: Path, current: str) -> dict[str, Any]:
 
 
 def _is_prepared(out_dir: Path, current: str) -> bool:
-    if not (out_dir / "train.jsonl").exists():
+    report = _read_report(out_dir)
+    if report.get("fingerprint") != current:
         return False
-    return bool(_read_report(out_dir).get("fingerprint") == current)
+    problem = torn_output(out_dir, report)
+    if problem:
+        logger.warning("%s: preparing the data again", problem)
+    return problem is None
+
+
+def torn_output(folder: Path, report: dict[str, Any]) -> str | None:
+    """What makes `folder`'s files differ from what its data report recorded, or None when every one is whole."""
+    outputs = report.get("outputs")
+    if not isinstance(outputs, dict) or "train.jsonl" not in outputs:
+        return f"{folder / REPORT} records no outputs to check (an older version wrote it)"
+    for name, recorded in outputs.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if describe_output(path) != recorded:
+            return f"{path} is not the file data prepare wrote (its size or hash changed: torn or edited)"
+    return None
 
 
 def _read_report(out_dir: Path) -> dict[str, Any]:
-    """The data report of a prepared folder ({} when there is none or it is unreadable)."""
+    """The data report of a prepared folder ({} when there is none or it is unreadable: the data is prepared anew)."""
+    path = out_dir / REPORT
     try:
-        return dict(json.loads((out_dir / "data_report.json").read_text(encoding="utf-8")))
-    except (FileNotFoundError, json.JSONDecodeError):
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        logger.warning("%s is unreadable (%s): preparing the data again", path, err)
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
 def _copy_prepared(folder: Path, out_dir: Path) -> LoadedData:
@@ -95,16 +120,22 @@ def _copy_prepared(folder: Path, out_dir: Path) -> LoadedData:
         raise FileNotFoundError(
             f"data.train: {folder} is a folder without train.jsonl (not a prepared data folder)"
         )
+    report = _read_report(folder)
+    problem = (
+        torn_output(folder, report) if report.get("outputs") else None
+    )  # older folders: nothing to check
+    if problem:
+        raise ValueError(f"data.train: {problem}; run `autoglm data prepare --force` for that folder again")
     if folder.resolve() != out_dir.resolve():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in [f"{s}.jsonl" for s in SPLITS] + [
-            "data_report.json",
-            "quarantine.jsonl",
-            "removed.jsonl",
-        ]:
+        for name in (*OUTPUTS, REPORT):
             if (folder / name).exists():
-                shutil.copyfile(folder / name, out_dir / name)
+                _copy_whole(folder / name, out_dir / name)
     loaded = read_written_splits(out_dir)
     if "validation" not in loaded.splits:
         raise ValueError(f"data.train: the prepared folder {folder} has no validation.jsonl")
     return loaded
+
+
+def _copy_whole(source: Path, target: Path) -> None:
+    with open(source, "rb") as reading, atomic_open(target, "wb") as writing:
+        shutil.copyfileobj(reading, writing)

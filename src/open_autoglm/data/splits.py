@@ -61,13 +61,33 @@ def stratified_sample(n: int, size: int, labels: Sequence[str] | None, seed: int
 
 
 def read_written_splits(out_dir: Path) -> LoadedData:
-    """The splits a prepared data folder holds, with its report."""
+    """The splits a prepared data folder holds, with its report; a line or file that is not JSON is named."""
     splits = {}
     for split in SPLITS:
         path = out_dir / f"{split}.jsonl"
         if path.exists():
             with open(path, encoding="utf-8") as handle:
-                splits[split] = [json.loads(line) for line in handle if line.strip()]
+                splits[split] = [
+                    _json_row(path, number, line) for number, line in enumerate(handle, 1) if line.strip()
+                ]
     report_path = out_dir / "data_report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    report = (
+        _json_row(report_path, 0, report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    )
     return LoadedData(splits=splits, report=report)
+
+
+def _json_row(path: Path, line: int, text: str) -> dict[str, Any]:
+    """One JSON object of a prepared file (line 0: the whole file); an error names the file and the line."""
+    where = f"{path}:{line}" if line else str(path)
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{where}: not valid JSON ({err.msg}); the prepared data is damaged: run `autoglm data prepare --force`"
+        ) from None
+    if not isinstance(row, dict):
+        raise ValueError(
+            f"{where}: a JSON {type(row).__name__}, not an object; run `autoglm data prepare --force`"
+        )
+    return row

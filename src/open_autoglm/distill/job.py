@@ -6,11 +6,11 @@ rows → distill_report.json, also in summary.json under "distill".
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
 from open_autoglm.distill.report import LATENCY_EXAMPLES, ModelMeasure, as_rows, comparison, measure
 from open_autoglm.evaluate.rows import evaluation_rows
@@ -37,7 +37,7 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
     student_dir = run_dir / "model"
 
     rows = evaluation_rows(config, None).rows
-    student, tokenizer, meta = load_finetuned(student_dir)
+    student, tokenizer, meta = load_finetuned(student_dir, trust_remote_code=config.model.trust_remote_code)
     options = ScoringOptions(
         batch_size=config.train.eval_batch_size or 2 * config.train.batch_size,
         max_length=meta["max_length"],
@@ -49,7 +49,9 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
     device = choose_placement(config.model.device, config.model.precision).device
     measured = measure("student", student_dir, student.to(device), tokenizer, config.task, rows, options)
     del student  # one model in memory at a time
-    teacher_model, teacher_tokenizer = load_teacher(config.distill.teacher, meta["objective"])
+    teacher_model, teacher_tokenizer = load_teacher(
+        config.distill.teacher, meta["objective"], trust_remote_code=config.model.trust_remote_code
+    )
     teacher_measured = measure(
         "teacher",
         config.distill.teacher,
@@ -60,9 +62,9 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
         options,
     )
     report = build_report(config, summary, teacher_measured, measured, len(rows))
-    (run_dir / DISTILL_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(run_dir / DISTILL_REPORT, report)
     summary["distill"] = report
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(run_dir / "summary.json", summary)
     return report
 
 

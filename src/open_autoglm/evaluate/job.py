@@ -6,7 +6,6 @@ rows → the model scored (metrics, speed) → the pretrained model scored on th
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 from transformers import set_seed
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
 from open_autoglm.evaluate.bootstrap import confidence_interval, paired_difference
@@ -52,7 +52,9 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
     out_dir = options.out or config.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     placement = choose_placement(config.model.device, config.model.precision)
-    model, tokenizer, meta = load_finetuned(options.model, placement.device)
+    model, tokenizer, meta = load_finetuned(
+        options.model, placement.device, trust_remote_code=config.model.trust_remote_code
+    )
     if meta["task"] != config.task:
         raise ValueError(
             f"{options.model} was trained for task {meta['task']!r}, the config says {config.task!r}"
@@ -136,7 +138,7 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 2),
         "versions": versions(),
     }
-    (out_dir / EVAL_FILE).write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(out_dir / EVAL_FILE, result)  # whole or not at all: a failed eval keeps the earlier eval.json
     return result
 
 

@@ -78,6 +78,10 @@ def read_baseline_summary(path: Path) -> dict[str, float]:
         raise FileNotFoundError(f"baseline summary {path} does not exist") from None
     except OSError as error:
         raise ValueError(f"cannot read baseline summary {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"baseline summary {path} is not UTF-8 text (byte {error.start}): not a summary.json"
+        ) from None
     try:
         summary = json.loads(text)
     except json.JSONDecodeError as error:

@@ -8,7 +8,6 @@ pruned, recovered by a short fine-tune) and model.pruned.int8.onnx → the compa
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import shutil
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.evaluate.predict import prompt_and_reference
@@ -63,6 +63,8 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
         raise ValueError("static INT8 is an ONNX Runtime quantization: add --onnx")
     out_dir = options.out or config.run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The report goes first and comes back last: a folder with export_report.json holds every file it lists.
+    (out_dir / EXPORT_REPORT).unlink(missing_ok=True)
     for name in ONNX_FILES:  # an earlier export's files would sit beside a report that does not list them
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / PRUNED_DIR, ignore_errors=True)
@@ -76,7 +78,12 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
         raise ValueError(f"{config.run_dir / 'data'} has no test split to compare the variants on")
 
     # 2. The full fp32 model (an adapter merged into its base, checked on a few rows).
-    merged = merge_model(options.model, out_dir / "merged", [str(r["text"]) for r in test[:CHECK_ROWS]])
+    merged = merge_model(
+        options.model,
+        out_dir / "merged",
+        [str(r["text"]) for r in test[:CHECK_ROWS]],
+        trust_remote_code=config.model.trust_remote_code,
+    )
     meta, tokenizer = merged.meta, merged.tokenizer
     if meta["objective"] != "seq_cls":
         raise ValueError(
@@ -152,7 +159,7 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
         "plugins": run_plugin_exporters(config.export.extra, merged.path, out_dir),
     }
     report["versions"] = versions()
-    (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(out_dir / EXPORT_REPORT, report)
     for row in report["variants"]:
         if not row["within_tolerance"]:
             logger.warning(
@@ -239,9 +246,10 @@ def _export_language_model(
     """A causal (or masked) LM is exported as its merged model, checked against base + adapter on the logits of a
     few rows; the ONNX, INT8 and pruning variants and their comparison cover classifiers."""
     rows = (splits.get("test") or splits.get("validation") or splits.get("train") or [])[:CHECK_ROWS]
-    tokenizer = AutoTokenizer.from_pretrained(str(options.model))
+    trust = config.model.trust_remote_code
+    tokenizer = AutoTokenizer.from_pretrained(str(options.model), trust_remote_code=trust)
     texts = [str(r["text"]) if "text" in r else "".join(prompt_and_reference(r, tokenizer)) for r in rows]
-    merged = merge_model(options.model, out_dir / "merged", texts)
+    merged = merge_model(options.model, out_dir / "merged", texts, trust_remote_code=trust)
     if options.onnx or options.quantize or options.prune:
         logger.warning(
             "a %s model is exported as its merged model only; ONNX, INT8 and pruning cover classifiers",
@@ -258,7 +266,7 @@ def _export_language_model(
         "plugins": run_plugin_exporters(config.export.extra, merged.path, out_dir),
         "versions": versions(),
     }
-    (out_dir / EXPORT_REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(out_dir / EXPORT_REPORT, report)
     return report
 
 

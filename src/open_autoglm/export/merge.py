@@ -7,7 +7,6 @@ logits must equal base+adapter's on a few rows.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -19,6 +18,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from open_autoglm.atomic import write_json
+from open_autoglm.export.staged import staged_path
 from open_autoglm.models import AUTOGLM_META, load_finetuned
 from open_autoglm.versions import versions
 
@@ -50,13 +51,17 @@ def logits_of(
     return model(**encoded).logits.float()
 
 
-def merge_model(model_dir: Path, out_dir: Path, check_texts: Sequence[str]) -> MergedModel:
-    """Write `model_dir` as a full model to `out_dir`: an adapter is merged into its base, a full model copied."""
-    model, tokenizer, meta = load_finetuned(model_dir)
+def merge_model(
+    model_dir: Path, out_dir: Path, check_texts: Sequence[str], *, trust_remote_code: bool = False
+) -> MergedModel:
+    """Write `model_dir` as a full model to `out_dir`: an adapter is merged into its base, a full model copied.
+    The folder's own code runs only with `trust_remote_code` (the operator's decision, see `load_finetuned`)."""
+    model, tokenizer, meta = load_finetuned(model_dir, trust_remote_code=trust_remote_code)
     max_length = int(meta.get("max_length", 128))
     shutil.rmtree(out_dir, ignore_errors=True)
     if not (model_dir / "adapter_config.json").exists():
-        shutil.copytree(model_dir, out_dir)  # a full fine-tune is already one model
+        with staged_path(out_dir) as partial:
+            shutil.copytree(model_dir, partial)  # a full fine-tune is already one model
         return MergedModel(model, tokenizer, meta, out_dir, 0.0)
 
     if not hasattr(model, "merge_and_unload"):
@@ -85,10 +90,9 @@ def merge_model(model_dir: Path, out_dir: Path, check_texts: Sequence[str]) -> M
 def _save_full(
     model: nn.Module, tokenizer: PreTrainedTokenizerBase, meta: dict[str, Any], out_dir: Path
 ) -> None:
-    out_dir.mkdir(parents=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)  # type: ignore[operator]
-    tokenizer.save_pretrained(str(out_dir))
-    merged_meta = meta | {"merged_from": meta.get("method"), "versions": versions()}
-    (out_dir / AUTOGLM_META).write_text(
-        json.dumps(merged_meta, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    with staged_path(out_dir) as partial:  # the folder appears whole, or not at all
+        partial.mkdir()
+        model.save_pretrained(str(partial), safe_serialization=True)  # type: ignore[operator]
+        tokenizer.save_pretrained(str(partial))
+        merged_meta = meta | {"merged_from": meta.get("method"), "versions": versions()}
+        write_json(partial / AUTOGLM_META, merged_meta)

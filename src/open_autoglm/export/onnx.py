@@ -31,6 +31,8 @@ from onnxruntime.quantization import (
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from open_autoglm.export.staged import staged_path
+
 logger = logging.getLogger(__name__)
 
 # Architectures ONNX Runtime's optimizer fuses with its BERT rules (attention, layer norm, GELU, embeddings).
@@ -105,7 +107,7 @@ def optimize_transformer(
         logger.info(
             "ONNX Runtime's transformer optimizer has no rules for %r: model.onnx is unfused", model_type
         )
-        shutil.copyfile(source, target)
+        _copy(source, target)
         return {}
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -128,16 +130,28 @@ def optimize_transformer(
         )
     except Exception as err:  # noqa: BLE001  (the optimizer is an extra; an unfused model still works)
         logger.warning("ONNX Runtime's transformer optimizer failed (%s): model.onnx is unfused", err)
-        shutil.copyfile(source, target)
+        _copy(source, target)
         return {}
     fused = {name: int(count) for name, count in optimized.get_fused_operator_statistics().items() if count}
     logger.info("fused operators: %s", fused or "none")
-    optimized.save_model_to_file(str(target))
+    with staged_path(target) as partial:
+        optimized.save_model_to_file(str(partial))
     return fused
+
+
+def _copy(source: Path, target: Path) -> None:
+    with staged_path(target) as partial:
+        shutil.copyfile(source, partial)
 
 
 def quantize_onnx_dynamic(source: Path, target: Path) -> Path:
     """INT8 weights per output channel; activations quantized at run time (no calibration needed)."""
+    with staged_path(target) as partial:
+        _quantize_dynamic(source, partial)
+    return target
+
+
+def _quantize_dynamic(source: Path, target: Path) -> None:
     quantize_dynamic(
         str(source),
         str(target),
@@ -145,7 +159,6 @@ def quantize_onnx_dynamic(source: Path, target: Path) -> Path:
         weight_type=QuantType.QInt8,
         extra_options=FUSED_GRAPH_TYPES,
     )
-    return target
 
 
 class TextCalibration(CalibrationDataReader):
@@ -169,8 +182,8 @@ class TextCalibration(CalibrationDataReader):
 def quantize_onnx_static(source: Path, target: Path, calibration: CalibrationDataReader) -> Path:
     """INT8 weights (per channel) and activations (ranges from `calibration`), as QDQ pairs."""
     printed = io.StringIO()  # ORT's calibrator print()s its progress; it goes to the log, not the terminal
-    with contextlib.redirect_stdout(printed):
-        _quantize_static(source, target, calibration)
+    with contextlib.redirect_stdout(printed), staged_path(target) as partial:
+        _quantize_static(source, partial, calibration)
     logger.debug("ONNX Runtime calibration: %s", printed.getvalue().strip())
     return target
 

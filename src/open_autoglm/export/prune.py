@@ -11,7 +11,6 @@ library prunes heads and FFN neurons of transformers 5 models (which dropped `pr
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from open_autoglm.atomic import write_json
+from open_autoglm.export.staged import staged_path
 from open_autoglm.models import AUTOGLM_META
 from open_autoglm.models.pruned import PRUNED_KEY, encoder_layers, pruned_record, shrink_layer
 from open_autoglm.versions import versions
@@ -172,13 +173,11 @@ def save_pruned(
 ) -> None:
     """Safetensors, tokenizer, config.json and autoglm.json with the `pruned` record, which `load_finetuned`
     reads to rebuild the shapes config.json cannot express."""
-    out_dir.mkdir(parents=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)  # type: ignore[operator]
-    tokenizer.save_pretrained(str(out_dir))
-    pruned_meta = meta | {PRUNED_KEY: record, "versions": versions()}
-    (out_dir / AUTOGLM_META).write_text(
-        json.dumps(pruned_meta, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    with staged_path(out_dir) as partial:  # the folder appears whole, or not at all
+        partial.mkdir()
+        model.save_pretrained(str(partial), safe_serialization=True)  # type: ignore[operator]
+        tokenizer.save_pretrained(str(partial))
+        write_json(partial / AUTOGLM_META, meta | {PRUNED_KEY: record, "versions": versions()})
 
 
 def _parameters(model: nn.Module) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -121,41 +122,118 @@ def load_model(
     return model, tuple(new_modules)
 
 
-def load_finetuned(path: str | Path, device: str = "cpu") -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
-    """Load what `train` saved in `model/`: a full model, or an adapter on its base. Returns (model, tokenizer, meta)."""
-    path = Path(path)
-    meta_file = path / AUTOGLM_META
+class ModelFolderError(ValueError):
+    """A model folder that cannot be loaded as it is; the message names the file and what is wrong."""
+
+
+_REQUIRED_META = ("task", "objective")  # what every loader of a model folder reads
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """autoglm.json of a model folder, checked for what loading needs.
+
+    A truncated file, another version's layout or a hand-edited one must fail with the file's name and what is
+    wrong, not as a KeyError deep inside loading. Unknown keys are left alone (artifacts load leniently).
+    """
+    meta_file = Path(folder) / AUTOGLM_META
     if not meta_file.is_file():
         raise FileNotFoundError(
-            f"{path}: no {AUTOGLM_META}; is this a model folder written by autoglm train?"
+            f"{folder}: no {AUTOGLM_META}; is this a model folder written by autoglm train?"
         )
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    model_cfg = ModelConfig(**meta.get("model", {}))
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ModelFolderError(f"{meta_file}: not UTF-8 text (bad byte at offset {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ModelFolderError(
+            f"{meta_file}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); the file is truncated or damaged"
+        ) from None
+    if not isinstance(meta, dict):
+        raise ModelFolderError(f"{meta_file}: expected a JSON object, found a JSON {type(meta).__name__}")
+    missing = [key for key in _REQUIRED_META if key not in meta]
+    if missing:
+        written_by = (meta.get("versions") or {}).get("open-autoglm", "an unknown version")
+        raise ModelFolderError(
+            f"{meta_file}: missing key {', '.join(map(repr, missing))} (written by open-autoglm {written_by})"
+        )
+    if meta["objective"] not in AUTO_CLASSES:
+        raise ModelFolderError(
+            f"{meta_file}: objective {meta['objective']!r} is not one of {', '.join(AUTO_CLASSES)}"
+        )
+    for key, kind in (("model", dict), ("labels", list)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise ModelFolderError(
+                f"{meta_file}: {key!r} must be a JSON {kind.__name__}, found {meta[key]!r}"
+            )
+    return meta
+
+
+def saved_model_config(meta: dict[str, Any], folder: str | Path, trust_remote_code: bool) -> ModelConfig:
+    """The `model` section of a folder's autoglm.json, with `trust_remote_code` decided by the caller.
+
+    A folder must not decide to run its own code: a downloaded one could say `trust_remote_code: true`. Only
+    the person running the command decides (`--trust-remote-code`, or the config they wrote). Keys this
+    version does not know are dropped (the folder may come from a newer one).
+    """
+    saved = dict(meta.get("model") or {})
+    if saved.get("trust_remote_code") and not trust_remote_code:
+        logger.warning(
+            "%s asks to run the model's own code; it is not run unless you pass --trust-remote-code "
+            "(or set model.trust_remote_code: true in your config)",
+            Path(folder) / AUTOGLM_META,
+        )
+    known = {key: value for key, value in saved.items() if key in ModelConfig.model_fields}
+    if unknown := sorted(set(saved) - set(known)):
+        logger.warning("%s: ignoring model keys unknown to this version: %s", folder, ", ".join(unknown))
+    try:
+        return ModelConfig(**(known | {"trust_remote_code": trust_remote_code}))
+    except ValidationError as err:
+        problems = "; ".join(f"model.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ModelFolderError(f"{Path(folder) / AUTOGLM_META}: {problems}") from None
+
+
+def load_finetuned(
+    path: str | Path, device: str = "cpu", *, trust_remote_code: bool = False
+) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+    """Load what `train` saved in `model/`: a full model, or an adapter on its base. Returns (model, tokenizer, meta).
+
+    `trust_remote_code` alone decides whether Python code shipped with the folder (or its base model) runs; the
+    folder's own autoglm.json cannot turn it on. The returned meta's `model` section holds the settings the
+    model was loaded with, so whatever loads its base model again follows the same decision.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    model_cfg = saved_model_config(meta, path, trust_remote_code)
+    meta = meta | {"model": model_cfg.model_dump(mode="json")}
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     objective = meta["objective"]
     if (path / "adapter_config.json").exists():
         from peft import PeftModel
 
         import open_autoglm.methods  # noqa: F401  (registers custom peft methods before loading)
 
+        if "base_model" not in meta:
+            raise ModelFolderError(f"{path / AUTOGLM_META}: missing key 'base_model' (the adapter's base)")
         base, _ = load_model(
             meta["base_model"], model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id
         )
         model: nn.Module = PeftModel.from_pretrained(base, str(path))
     elif PRUNED_KEY in meta:
-        model = _load_pruned(path, objective, meta[PRUNED_KEY])
+        model = _load_pruned(path, objective, meta[PRUNED_KEY], trust_remote_code)
     else:
         model, _ = load_model(str(path), model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id)
     return model.to(device).eval(), tokenizer, meta
 
 
-def _load_pruned(path: Path, objective: str, record: dict) -> nn.Module:
+def _load_pruned(path: Path, objective: str, record: dict, trust_remote_code: bool) -> nn.Module:
     """A structurally pruned model: built from config.json, shrunk to the record's per-layer shapes (which
     config.json cannot express, so from_pretrained would refuse the weights), then given its weights."""
     from safetensors.torch import load_file
 
-    config = AutoConfig.from_pretrained(str(path))
-    model = AUTO_CLASSES[objective].from_config(config, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    model = AUTO_CLASSES[objective].from_config(
+        config, dtype=torch.float32, trust_remote_code=trust_remote_code
+    )
     restore_pruned_shapes(model, record)
     weights: dict[str, torch.Tensor] = {}
     for shard in sorted(path.glob("*.safetensors")):

@@ -6,13 +6,13 @@ config → each task's data → tokenizer, backbone, method, heads → sampling 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config, dump_config
 from open_autoglm.distributed import is_main_process, main_process_first, sharded_training
 from open_autoglm.models import choose_placement, load_tokenizer, resolve_model_path
@@ -105,9 +105,7 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     summary["placement"] = {"device": placement.device, "precision": placement.precision}
     summary["parameters"] = {"trainable": trainable, "total": total}
     if accelerator.is_main_process:
-        (run_dir / "summary.json").write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
+        write_json(run_dir / "summary.json", summary)
     return summary
 
 

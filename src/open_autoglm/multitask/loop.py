@@ -27,6 +27,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
+from open_autoglm.atomic import write_json
 from open_autoglm.multitask.data import TaskData, collate
 from open_autoglm.multitask.model import MultitaskModel
 from open_autoglm.multitask.sampling import BatchStream, draw_tasks
@@ -110,8 +111,8 @@ def train_loop(
     step, start_epoch, resumed = 0, 0, None
     if resume and (checkpoint_dir / PROGRESS_FILE).exists():
         accelerator.load_state(str(checkpoint_dir))
-        done = json.loads((checkpoint_dir / PROGRESS_FILE).read_text())
-        step, start_epoch, resumed = done["step"], done["epoch"] + 1, done["epoch"]
+        step, epoch = _read_progress(checkpoint_dir / PROGRESS_FILE)
+        start_epoch, resumed = epoch + 1, epoch
     elif accelerator.is_main_process:
         metrics_file.unlink(missing_ok=True)  # a fresh start: nothing of an earlier attempt may mix in
 
@@ -143,7 +144,7 @@ def train_loop(
         _log(metrics_file, accelerator, step, epoch + 1, "validation", evaluate())
         accelerator.save_state(str(checkpoint_dir))
         if accelerator.is_main_process:
-            (checkpoint_dir / PROGRESS_FILE).write_text(json.dumps({"epoch": epoch, "step": step}))
+            write_json(checkpoint_dir / PROGRESS_FILE, {"epoch": epoch, "step": step})
     bar.close()
     examples = step * settings.batch_size * len(tasks) * accelerator.num_processes
     return LoopResult(step, examples, time.perf_counter() - started, resumed)
@@ -180,6 +181,17 @@ def _average_across_processes(params: Sequence[torch.nn.Parameter], accelerator:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         p.grad = accelerator.reduce(p.grad, reduction="mean")
+
+
+def _read_progress(path: Path) -> tuple[int, int]:
+    """(step, epoch) of the last finished epoch; an unreadable file is named, not a KeyError."""
+    try:
+        done = json.loads(path.read_text(encoding="utf-8"))
+        return int(done["step"]), int(done["epoch"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{path}: not a progress record ({type(err).__name__}: {err}); start afresh with --no-resume"
+        ) from None
 
 
 def _log(

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModel, PreTrainedTokenizerBase
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config.sections import MethodConfig, ModelConfig
 from open_autoglm.methods import METHODS as REGISTERED_METHODS
 from open_autoglm.methods import MethodContext
@@ -101,11 +102,16 @@ def save_multitask(
         "backbone": BACKBONE_DIR,
         "versions": versions(),
     }
-    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(model_dir / META_FILE, meta)
 
 
-def load_multitask(model_dir: str | Path) -> tuple[MultitaskModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """What `save_multitask` wrote, in eval mode: (model, tokenizer, meta)."""
+def load_multitask(
+    model_dir: str | Path, *, trust_remote_code: bool = False
+) -> tuple[MultitaskModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """What `save_multitask` wrote, in eval mode: (model, tokenizer, meta).
+
+    The backbone's own code runs only when the caller asks (`trust_remote_code`), never because the folder's
+    metadata says so."""
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
@@ -113,10 +119,25 @@ def load_multitask(model_dir: str | Path) -> tuple[MultitaskModel, PreTrainedTok
     meta_file = model_dir / META_FILE
     if not meta_file.is_file():
         raise FileNotFoundError(f"{model_dir}: no {META_FILE}; is this a model folder of a multitask run?")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    model_cfg = ModelConfig(trust_remote_code=meta.get("trust_remote_code", False))
+    meta = _read_meta(meta_file)
+    model_cfg = ModelConfig(trust_remote_code=trust_remote_code)
     backbone = load_backbone(str(model_dir / meta["backbone"]), model_cfg)
     labels = {task["name"]: task["labels"] for task in meta["tasks"]}
     model = MultitaskModel(backbone, labels)
     model.heads.load_state_dict(load_file(str(model_dir / meta["heads_file"])))
-    return model.eval(), AutoTokenizer.from_pretrained(str(model_dir)), meta
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    return model.eval(), tokenizer, meta
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """multitask.json with the keys `load_multitask` needs; a damaged or other-version file is named."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    missing = [k for k in ("backbone", "heads_file", "tasks") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise ValueError(
+            f"{path}: no {', '.join(missing)} (not a multitask model's metadata, or another version)"
+        )
+    return dict(meta)

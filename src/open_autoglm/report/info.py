@@ -2,12 +2,12 @@
 
 Lenient, as artifacts should be: config.yaml is the one file a run folder must have. A train run has no study, a
 killed run no summary.json, an older run no resources.jsonl or eval.json; whatever is missing leaves its part
-empty (None or []), and the renderer leaves that section out.
+empty (None or []), and the renderer leaves that section out. Whatever is there but cannot be read (torn,
+truncated, another version's) is left out the same way and named in `RunInfo.unreadable` (see files.py).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from open_autoglm.report.files import (
+    CONFIG_SHAPE,
+    DATA_SHAPE,
+    EVAL_SHAPE,
+    EXPORT_SHAPE,
+    SUMMARY_SHAPE,
+    RunFiles,
+)
 
 MIN_TRIALS_FOR_IMPORTANCE = 3  # PED-ANOVA contrasts the best trials with the rest: it needs a few of each
 LOWER_IS_BETTER = {"loss", "perplexity"}
@@ -98,6 +106,7 @@ class RunInfo:
     evaluation: dict[str, Any] | None  # eval.json
     export: list[dict[str, Any]] | None  # export/export_report.json variants
     notes: list[str]  # what could not be read, said in the report instead of failing it
+    unreadable: dict[str, str] = field(default_factory=dict)  # file (relative to run_dir) -> what is wrong
 
 
 def load_run(run_dir: Path) -> RunInfo:
@@ -105,18 +114,19 @@ def load_run(run_dir: Path) -> RunInfo:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder: it has no config.yaml")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    summary = read_json(run_dir / "summary.json") or {}
+    files = RunFiles(run_dir)
+    config = files.yaml(run_dir / "config.yaml", CONFIG_SHAPE)
+    summary = files.json(run_dir / "summary.json", SUMMARY_SHAPE) or {}
     notes: list[str] = []
     study = _load_study(run_dir, config, notes)
-    metric = summary.get("metric") or _guess_metric(run_dir)
+    metric = summary.get("metric") or _guess_metric(files)
     greater = summary.get("greater_is_better", metric not in LOWER_IS_BETTER)
     if study is not None:
-        trials, study_info = _study_trials(study, run_dir, config, metric, greater)
+        trials, study_info = _study_trials(study, files, config, metric, greater)
     else:
-        trials, study_info = _train_trials(run_dir, summary, metric), None
-    evaluation = read_json(run_dir / "eval.json")
-    export = read_json(run_dir / "export" / "export_report.json")
+        trials, study_info = _train_trials(files, summary, metric), None
+    evaluation = files.json(run_dir / "eval.json", EVAL_SHAPE)
+    export = files.json(run_dir / "export" / "export_report.json", EXPORT_SHAPE)
     return RunInfo(
         run_dir=run_dir,
         name=str(config.get("name") or run_dir.name),
@@ -129,11 +139,12 @@ def load_run(run_dir: Path) -> RunInfo:
         trials=trials,
         study=study_info,
         comparison=comparison_rows(summary, evaluation),
-        data=read_json(run_dir / "data" / "data_report.json"),
-        resources=read_resources(run_dir),
+        data=files.json(run_dir / "data" / "data_report.json", DATA_SHAPE),
+        resources=read_resources(files),
         evaluation=evaluation,
         export=(export or {}).get("variants") or None,
         notes=notes,
+        unreadable=files.unreadable,
     )
 
 
@@ -143,7 +154,7 @@ def study_storage(run_dir: Path, config: dict[str, Any] | None = None) -> str | 
     Only opens what exists: Optuna would create an empty study.db for a run folder that has none.
     """
     if config is None:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        config = RunFiles(run_dir).yaml(run_dir / "config.yaml", CONFIG_SHAPE)
     storage = (config.get("search") or {}).get("storage")
     if storage in (None, "sqlite"):
         path = run_dir / "study.db"
@@ -168,7 +179,7 @@ def _load_study(run_dir: Path, config: dict[str, Any], notes: list[str]) -> optu
 
 
 def _study_trials(
-    study: optuna.Study, run_dir: Path, config: dict[str, Any], metric: str, greater: bool
+    study: optuna.Study, files: RunFiles, config: dict[str, Any], metric: str, greater: bool
 ) -> tuple[list[TrialInfo], StudyInfo]:
     objectives = list(
         study.user_attrs.get("objectives") or (config.get("search") or {}).get("objectives") or ["quality"]
@@ -181,7 +192,9 @@ def _study_trials(
     frozen = study.get_trials(deepcopy=False)
     trials = []
     for trial in frozen:
-        curve, loss = read_curves(run_dir / "trials" / str(trial.number) / "metrics.jsonl", metric)
+        curve, loss = read_curves(
+            files, files.run_dir / "trials" / str(trial.number) / "metrics.jsonl", metric
+        )
         trials.append(
             TrialInfo(
                 number=trial.number,
@@ -258,12 +271,12 @@ def importance(study: optuna.Study) -> Importance:
     return Importance(shares, evaluator, "importance_equal" if equal else None)
 
 
-def _train_trials(run_dir: Path, summary: dict[str, Any], metric: str) -> list[TrialInfo]:
+def _train_trials(files: RunFiles, summary: dict[str, Any], metric: str) -> list[TrialInfo]:
     """A train run as one trial, so its learning curve is drawn as a search's are."""
-    path = run_dir / "trials" / "0" / "metrics.jsonl"
+    path = files.run_dir / "trials" / "0" / "metrics.jsonl"
     if not path.is_file():
         return []
-    curve, loss = read_curves(path, metric)
+    curve, loss = read_curves(files, path, metric)
     best = summary.get("best") or {}
     value = (best.get("validation") or {}).get(metric)
     return [
@@ -282,30 +295,36 @@ def _train_trials(run_dir: Path, summary: dict[str, Any], metric: str) -> list[T
     ]
 
 
-def read_curves(path: Path, metric: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+def read_curves(
+    files: RunFiles, path: Path, metric: str
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """The primary validation metric and the training loss by epoch, from metrics.jsonl.
 
     One point per step: the final evaluation may repeat the last periodic one.
     """
     curve: dict[int, tuple[float, float]] = {}
     loss: dict[int, tuple[float, float]] = {}
-    for row in read_jsonl(path):
+    for number, row in files.jsonl(path):
         if not _is_number(row.get("value")):
             continue  # a diverged loss, or a perplexity of infinity
-        point = (float(row.get("epoch") or 0.0), float(row["value"]))
+        epoch, step = row.get("epoch") or 0.0, row.get("step", 0)
+        if not (_is_number(epoch) and _is_number(step)):
+            files.note(path, f"line {number}: step and epoch must be numbers, not {step!r} and {epoch!r}")
+            continue
+        point = (float(epoch), float(row["value"]))
         if row.get("split") == "validation" and row.get("name") == metric:
-            curve[int(row.get("step", 0))] = point
+            curve[int(step)] = point
         elif row.get("split") == "train" and row.get("name") == "loss":
-            loss[int(row.get("step", 0))] = point
+            loss[int(step)] = point
     return [curve[s] for s in sorted(curve)], [loss[s] for s in sorted(loss)]
 
 
-def _guess_metric(run_dir: Path) -> str:
+def _guess_metric(files: RunFiles) -> str:
     """The primary metric of a run killed before summary.json: the task metric its trials logged."""
     names: set[str] = {
         str(row.get("name"))
-        for path in sorted((run_dir / "trials").glob("*/metrics.jsonl"))[:1]
-        for row in read_jsonl(path)
+        for path in sorted((files.run_dir / "trials").glob("*/metrics.jsonl"))[:1]
+        for _, row in files.jsonl(path)
         if row.get("split") == "validation"
     }
     return next((m for m in ("accuracy", "perplexity") if m in names), "loss")
@@ -334,12 +353,12 @@ def comparison_rows(summary: dict[str, Any], evaluation: dict[str, Any] | None) 
     return [ComparisonRow(r.kind, _numbers(r.metrics), r.trial, r.source) for r in rows]
 
 
-def read_resources(run_dir: Path) -> list[dict[str, Any]]:
+def read_resources(files: RunFiles) -> list[dict[str, Any]]:
     """The run's resource samples (else its trials', merged in time order), each with elapsed_s from the first."""
-    paths = [run_dir / "resources.jsonl"]
+    paths = [files.run_dir / "resources.jsonl"]
     if not paths[0].is_file():
-        paths = sorted((run_dir / "trials").glob("*/resources.jsonl"))
-    samples = [row for path in paths for row in read_jsonl(path)]
+        paths = sorted((files.run_dir / "trials").glob("*/resources.jsonl"))
+    samples = [row for path in paths for _, row in files.jsonl(path)]
     stamps = [t for t in (_timestamp(s.get("time")) for s in samples) if t is not None]
     if samples and len(stamps) == len(samples):  # one clock for samples from several files
         for sample, stamp in zip(samples, stamps, strict=True):
@@ -367,29 +386,3 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
 def _is_number(value: Any) -> bool:
     """A finite int or float (JSON's NaN and Infinity cannot be drawn)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object, or None when the file is absent or not one (a report section is then left out)."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a .jsonl file; lines that are not one (the torn last line of a killed run) skipped."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows

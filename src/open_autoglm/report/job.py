@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from open_autoglm.atomic import write_text
 from open_autoglm.report.info import load_run
 from open_autoglm.report.render import render_report
 
 
 def write_report(run_dir: Path, lang: str = "en") -> Path:
-    """Write the run's self-contained report (English or Chinese) and return its path."""
+    """Write the run's self-contained report (English or Chinese) and return its path.
+
+    Written whole or not at all: a full disk leaves the earlier report.html as it was.
+    """
     page = render_report(load_run(Path(run_dir)), lang)
     path = Path(run_dir) / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path

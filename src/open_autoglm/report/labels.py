@@ -22,6 +22,17 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "resources": ("Resources over time", "资源使用时间线"),
     "export": ("Export comparison", "导出对比"),
     "notes": ("Notes", "说明"),
+    "unreadable": ("Files that could not be read", "无法读取的文件"),
+    "unreadable_intro": (
+        "These files are torn, truncated or from another version: what they hold is left out of this report.",
+        "以下文件已损坏、被截断或来自其他版本：其内容未纳入本报告。",
+    ),
+    "file": ("file", "文件"),
+    "problem": ("what is wrong", "问题"),
+    "section_failed": (
+        "the {section} section could not be drawn from it: {error}",
+        "无法据此绘制“{section}”部分：{error}",
+    ),
     # trials
     "trial": ("trial", "试验"),
     "state": ("state", "状态"),

@@ -29,6 +29,7 @@ from open_autoglm.report.figures import (
     split_labels_figure,
     target_label,
 )
+from open_autoglm.report.files import add_problem
 from open_autoglm.report.info import RunInfo, TrialInfo
 from open_autoglm.report.labels import Labels, labels_for
 
@@ -39,6 +40,17 @@ EVAL_FACTS = ("task", "model", "data", "rows", "quarantined", "metric")
 COMPARISON_KEYS = ("baseline", "value", "delta", "ci_low", "ci_high", "significant")
 REGRESSION_KEYS = ("baseline", "metric", "baseline_value", "value", "change", "tolerance")
 PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
+# the file each section draws on, named when a section cannot be drawn (the rest come from the study)
+SECTION_FILES = {
+    "overview": "summary.json",
+    "best": "summary.json",
+    "curves": "trials/*/metrics.jsonl",
+    "trials": "summary.json",
+    "evaluation": "eval.json",
+    "data": "data/data_report.json",
+    "resources": "resources.jsonl",
+    "export": "export/export_report.json",
+}
 FONT = 'system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif'
 CSS = (
     f"body{{font-family:{FONT};margin:0;color:#1f2937;background:#f8fafc;line-height:1.45}}"
@@ -80,7 +92,12 @@ def render_report(info: RunInfo, lang: str = "en") -> str:
         ("export", _export),
         ("notes", _notes),
     ]
-    sections = [(key, body) for key, build in builders if (body := build(info, labels))]
+    unreadable = dict(info.unreadable)
+    sections = [
+        (key, body) for key, build in builders if (body := _drawn(key, build, info, labels, unreadable))
+    ]
+    if unreadable:  # first, so that nobody takes a left-out part for an empty one
+        sections.insert(0, ("unreadable", _unreadable(unreadable, labels)))
     nav = "".join(f'<a href="#{key}">{esc(labels[key])}</a>' for key, _ in sections)
     main = "".join(
         f'<section id="{key}"><h2>{esc(labels[key])}</h2>{body}</section>' for key, body in sections
@@ -98,6 +115,28 @@ def render_report(info: RunInfo, lang: str = "en") -> str:
         f"<nav>{nav}</nav><main>{main}</main>"
         f'<footer class="note">{esc(labels["run_folder"])}: {esc(info.run_dir.resolve())}</footer></body></html>'
     )
+
+
+def _drawn(
+    key: str,
+    build: Callable[[RunInfo, Labels], str],
+    info: RunInfo,
+    labels: Labels,
+    unreadable: dict[str, str],
+) -> str:
+    """One section's HTML; a value of a shape files.py does not check leaves the section out, named by its file."""
+    try:
+        return build(info, labels)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+        problem = labels["section_failed"].format(section=labels[key], error=f"{type(err).__name__}: {err}")
+        add_problem(unreadable, SECTION_FILES.get(key, "study"), problem)
+        return ""
+
+
+def _unreadable(unreadable: dict[str, str], labels: Labels) -> str:
+    rows = [[name, problem] for name, problem in unreadable.items()]
+    intro = f'<p class="fail">{esc(labels["unreadable_intro"])}</p>'
+    return intro + table([labels["file"], labels["problem"]], rows)
 
 
 # Sections: each returns its inner HTML, or "" to be left out.

@@ -6,12 +6,11 @@ autoglm.json says is never enough: a downloaded folder must not decide to run co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer
 
-from open_autoglm.models.loading import AUTOGLM_META, load_finetuned
+from open_autoglm.models.loading import AUTOGLM_META, load_finetuned, read_meta
 from open_autoglm.serve.served_model import ServedModel, served_name
 
 SERVED_OBJECTIVES = ("seq_cls", "causal_lm")  # a masked LM has no route to serve
@@ -42,7 +41,7 @@ def _load_onnx(onnx_path: Path, device: str, trust_remote_code: bool) -> ServedM
             f"{onnx_path}: neither its folder nor merged/ beside it has {AUTOGLM_META}; "
             "serve the ONNX files inside the export folder that autoglm export wrote"
         )
-    meta = json.loads((folder / AUTOGLM_META).read_text(encoding="utf-8"))
+    meta = read_meta(folder)
     _check_objective(onnx_path, meta)
     if meta["objective"] != "seq_cls":
         raise ValueError(f"{onnx_path}: ONNX serving covers classifiers; serve {folder} for generation")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -11,19 +12,29 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from open_autoglm.atomic import write_text
 from open_autoglm.config import Config
+
+logger = logging.getLogger(__name__)
 
 _TRAIN_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm"}
 _EVAL_SPLITS = {"eval": "validation", "test": "test", "baseline": "baseline"}  # metric key prefix -> split
 
 
 class MetricsFileCallback(TrainerCallback):
-    """Appends every logged number to metrics.jsonl as {step, epoch, split, name, value}."""
+    """Appends every logged number to metrics.jsonl as {step, epoch, split, name, value}, each (step, split, name)
+    once.
+
+    A resumed run logs again what a killed one logged after its checkpoint, and one resumed at its last step
+    evaluates again at that step. `fit` drops the rows after the checkpoint first (`keep_metrics_through`); rows
+    whose key the file already holds are skipped here, so the file reads as one uninterrupted run.
+    """
 
     def __init__(self, path: Path, language_model: bool) -> None:
         self.path = path
         self.language_model = language_model  # validation loss is also reported as perplexity
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.written = {_key(row) for row in read_metrics(path)}
 
     def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):  # type: ignore[no-untyped-def]
         if not state.is_world_process_zero or not logs:
@@ -52,13 +63,44 @@ class MetricsFileCallback(TrainerCallback):
             )
             if self.language_model and split != "train" and name == "loss":
                 rows.append({**rows[-1], "name": "perplexity", "value": perplexity(value)})
-        append_metrics(self.path, rows)
+        new = [row for row in rows if _key(row) not in self.written]
+        self.written |= {_key(row) for row in new}
+        append_metrics(self.path, new)
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return row.get("step"), row.get("split"), row.get("name")
 
 
 def append_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
+    if not rows:
+        return
+    with open(path, "a", encoding="utf-8") as handle:  # one write: a kill tears at most this last line
+        handle.write("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics file ([] when there is none), without a torn last line that a kill left."""
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            logger.warning("%s:%d: dropping an unreadable row (cut short by a kill?)", path, number)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def keep_metrics_through(path: Path, step: int) -> None:
+    """Drop the rows logged after `step` (the checkpoint a run resumes from): the resumed run logs them again."""
+    if not path.is_file():
+        return
+    kept = [row for row in read_metrics(path) if isinstance(row.get("step"), int) and row["step"] <= step]
+    write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 def perplexity(loss: float) -> float:

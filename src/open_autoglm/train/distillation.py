@@ -68,12 +68,15 @@ def alpha_at(step: int, total_steps: int, alpha: float, alpha_end: float | None)
     return alpha + (alpha_end - alpha) * progress
 
 
-def load_teacher(path: str | Path, objective: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+def load_teacher(
+    path: str | Path, objective: str, *, trust_remote_code: bool = False
+) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """A model folder written by train (adapters load on their base), or — for language models only — any
-    pretrained model: an untrained classifier head would teach noise."""
+    pretrained model: an untrained classifier head would teach noise. Its own code runs only when the caller's
+    `trust_remote_code` (the operator's config) says so."""
     folder = Path(resolve_model_path(str(path)))
     if (folder / AUTOGLM_META).is_file():
-        model, tokenizer, meta = load_finetuned(folder)
+        model, tokenizer, meta = load_finetuned(folder, trust_remote_code=trust_remote_code)
         if meta["objective"] != objective:
             raise ValueError(
                 f"teacher {folder} was trained for {meta['objective']}, the student trains for {objective}"
@@ -84,8 +87,9 @@ def load_teacher(path: str | Path, objective: str) -> tuple[nn.Module, PreTraine
             f"teacher {folder} has no {AUTOGLM_META}: a classification teacher must be a model trained by "
             "autoglm train on the same labels"
         )
-    tokenizer = load_tokenizer(str(folder), ModelConfig())
-    model, _ = load_model(str(folder), ModelConfig(), objective, pad_token_id=tokenizer.pad_token_id)
+    model_cfg = ModelConfig(trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(str(folder), model_cfg)
+    model, _ = load_model(str(folder), model_cfg, objective, pad_token_id=tokenizer.pad_token_id)
     return model.eval(), tokenizer
 
 
@@ -132,7 +136,9 @@ def distillation_kwargs(
     distill = config.distill
     if not distill.teacher:
         return {}
-    teacher, teacher_tokenizer = load_teacher(distill.teacher, objective)
+    teacher, teacher_tokenizer = load_teacher(
+        distill.teacher, objective, trust_remote_code=config.model.trust_remote_code
+    )
     names = (distill.teacher, config.model.name)
     check_compatible(teacher, teacher_tokenizer, student, student_tokenizer, labels, names)
     logger.info(

@@ -23,6 +23,7 @@ import torch
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
@@ -44,14 +45,23 @@ from open_autoglm.models import (
     resolve_model_path,
 )
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
+from open_autoglm.run_config_check import check_resume_compatible
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
 from open_autoglm.train.callbacks import (
     MetricsFileCallback,
     ProgressBarCallback,
+    keep_metrics_through,
     perplexity,
     tracker_callbacks,
 )
-from open_autoglm.train.checkpoints import CheckpointMarkerCallback, last_complete_checkpoint
+from open_autoglm.train.checkpoints import (
+    CheckpointMarkerCallback,
+    FinishedRunGuard,
+    TrainingAlreadyFinished,
+    checkpoint_step,
+    complete_checkpoints,
+    last_complete_checkpoint,
+)
 from open_autoglm.train.distillation import DistillationTrainer, distillation_kwargs
 from open_autoglm.train.head_warmup import HeadWarmupCallback
 from open_autoglm.train.layer_student import with_layer_student
@@ -91,6 +101,8 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     run_dir = config.run_dir
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes the run folder
+    if resume and _has_progress(run_dir):  # every rank checks, before anything is written
+        check_resume_compatible(run_dir, with_layer_student(config, build=False))
     with main_process_first():  # rank 0 builds the student and prepares the data; the others reuse them
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,10 +117,14 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     summary = build_summary(config, fit_result, time.perf_counter() - started)
     if monitor is not None:
         summary["resources"] = monitor.summary()
-        (run_dir / "summary.json").write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
+        write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _has_progress(run_dir: Path) -> bool:
+    """Whether a resume would continue or reuse something: a finished run, or a complete checkpoint."""
+    checkpoints = run_dir / "trials" / "0" / "checkpoint"
+    return (run_dir / "summary.json").exists() or bool(complete_checkpoints(checkpoints))
 
 
 def fit(
@@ -130,9 +146,12 @@ def fit(
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = trial_dir / "checkpoint"
     checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
+    metrics_file = trial_dir / "metrics.jsonl"
     if checkpoint is None and is_main_process():  # a fresh start: nothing of an earlier attempt may mix in
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        (trial_dir / "metrics.jsonl").unlink(missing_ok=True)
+        metrics_file.unlink(missing_ok=True)
+    elif checkpoint is not None and is_main_process():  # what came after the checkpoint is logged again
+        keep_metrics_through(metrics_file, checkpoint_step(checkpoint))
     set_seed(config.train.seed)
 
     # 1. Data: prepared into the run folder (cleaned, deduplicated, split), or reused when unchanged.
@@ -189,8 +208,9 @@ def fit(
         compute_metrics=prepared.compute_metrics,
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
         callbacks=[
-            MetricsFileCallback(trial_dir / "metrics.jsonl", objective != "seq_cls"),
+            MetricsFileCallback(metrics_file, objective != "seq_cls"),
             CheckpointMarkerCallback(),
+            FinishedRunGuard(),
         ]
         + method.callbacks(model)
         + warmup
@@ -220,7 +240,12 @@ def fit(
     )
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        train_seconds = float(result.metrics.get("train_runtime", 0.0))
+    except TrainingAlreadyFinished as done:
+        logger.info("%s is the run's last step (%s): nothing left to train", checkpoint, done)
+        train_seconds = 0.0
 
     # 6. Final evaluation on validation (reusing the last periodic evaluation when it ran at the end) and test.
     metrics = {"validation": _final_validation(trainer) or evaluate(trainer, prepared.datasets["validation"])}
@@ -240,7 +265,7 @@ def fit(
         baseline=untuned,
         parameters=(trainable, total),
         resumed_from=checkpoint,
-        train_seconds=float(result.metrics.get("train_runtime", 0.0)),
+        train_seconds=train_seconds,
         state_dict=trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded_training() else None,
     )
 
@@ -385,7 +410,10 @@ def _baseline(
     """Metrics of the model before any training (kept across a resume), plus the majority-class accuracy."""
     path = trial_dir / "baseline.json"
     if resuming and path.exists():
-        return json.loads(path.read_text())
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as err:  # the model is still untuned here: measure it again
+            logger.warning("%s is unreadable (%s): evaluating the untuned model again", path, err)
     baseline = evaluate(_evaluation_twin(trainer), trainer.eval_dataset, prefix="baseline")
     _forget_preparation(trainer.model)
     if task == "classification":
@@ -394,7 +422,7 @@ def _baseline(
         val = splits["validation"]
         baseline["majority_accuracy"] = sum(str(r["label"]) == majority for r in val) / max(len(val), 1)
     if trainer.is_world_process_zero():
-        path.write_text(json.dumps(baseline, indent=2))
+        write_json(path, baseline)
     return baseline
 
 
@@ -455,7 +483,7 @@ def save_model(
         "model": config.model.model_dump(mode="json"),
         "versions": versions(),
     }
-    (model_dir / AUTOGLM_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(model_dir / AUTOGLM_META, meta)
 
 
 def _without_length(row: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ encoders, Llama-style decoders, and most others).
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
 from open_autoglm.models import AUTOGLM_META, objective_for, resolve_model_path
+from open_autoglm.models.loading import read_meta
 from open_autoglm.train.distillation import load_teacher
 
 STUDENT_INIT = "student-init"  # the folder in the run that holds the student before training
@@ -34,21 +34,28 @@ def with_layer_student(config: Config, build: bool = True) -> Config:
     out_dir = config.run_dir / STUDENT_INIT
     if build:
         objective = _teacher_objective(config.task, Path(resolve_model_path(distill.teacher)))
-        build_layer_student(distill.teacher, distill.student_layers, objective, out_dir)
+        build_layer_student(
+            distill.teacher,
+            distill.student_layers,
+            objective,
+            out_dir,
+            trust_remote_code=config.model.trust_remote_code,
+        )
     return config.model_copy(update={"model": config.model.model_copy(update={"name": str(out_dir)})})
 
 
 def _teacher_objective(task: str, folder: Path) -> str:
     """What the teacher was trained for (an adapter folder has no config.json to read it from)."""
-    meta = folder / AUTOGLM_META
-    if meta.is_file():
-        return str(json.loads(meta.read_text(encoding="utf-8"))["objective"])
+    if (folder / AUTOGLM_META).is_file():
+        return str(read_meta(folder)["objective"])
     return objective_for(task, str(folder), ModelConfig())
 
 
-def build_layer_student(teacher_path: str | Path, layers: int, objective: str, out_dir: Path) -> None:
+def build_layer_student(
+    teacher_path: str | Path, layers: int, objective: str, out_dir: Path, *, trust_remote_code: bool = False
+) -> None:
     """Save a `layers`-layer copy of the teacher (safetensors, tokenizer, config) to `out_dir`."""
-    teacher, tokenizer = load_teacher(teacher_path, objective)
+    teacher, tokenizer = load_teacher(teacher_path, objective, trust_remote_code=trust_remote_code)
     student = drop_layers(merged(teacher, teacher_path), layers)
     shutil.rmtree(out_dir, ignore_errors=True)
     student.save_pretrained(str(out_dir), safe_serialization=True)  # type: ignore[operator]

@@ -1,5 +1,6 @@
 """Our Trainer: the Hugging Face Trainer plus what it lacks — class-weighted/focal loss, a step schedule,
-layer-wise learning-rate decay, Adam/SGD choice, and a hard stop on a non-finite loss."""
+layer-wise learning-rate decay, Adam/SGD choice, a hard stop on a non-finite loss, and a length-grouped batch
+order that a resumed run draws again."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from open_autoglm.train.layerwise import layerwise_param_groups
 
@@ -56,6 +58,13 @@ class AutoglmTrainer(Trainer):
             )
         return loss
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is not LengthGroupedSampler:
+            return sampler
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return EpochSeededLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths, seed=seed)
+
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         """With layer-wise decay: one parameter group per (rate, weight decay or not) instead of the Trainer's two."""
         if self.layer_lr_decay == 1.0 or self.optimizer is not None:
@@ -81,6 +90,28 @@ class AutoglmTrainer(Trainer):
         assert target is not None, "the optimizer is created before the scheduler"
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(target, factor)
         return self.lr_scheduler
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose order depends only on the seed and the epoch.
+
+    The Trainer's sampler draws its permutation from the global torch RNG as it is when an epoch starts; a run
+    resumed from a checkpoint gets there with another RNG state (the RNG is restored only after the skipped
+    batches), so it trained on other batches than the uninterrupted run and ended with other weights. Seeding
+    per epoch (`set_epoch`, which Accelerate's data loader calls) makes the resumed epoch the same one.
+    """
+
+    def __init__(self, batch_size: int, *, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
 
 
 def _step_factor(warmup: int, step_size: int, gamma: float) -> Callable[[int], float]:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
@@ -79,7 +80,7 @@ def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
         config, pretrain, finetune, control, second, time.perf_counter() - started
     )
     summary["resources"] = monitor.summary()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(run_dir / "summary.json", summary)
     return summary
 
 
@@ -88,12 +89,22 @@ def _step(step_dir: Path, resume: bool, run: Callable[[Path], dict[str, Any]]) -
     record = step_dir / STEP_RECORD
     if resume and record.is_file():
         logger.info("%s finished earlier: skipping it", step_dir.name)
-        return json.loads(record.read_text(encoding="utf-8"))
+        return _read_record(record)
     step_dir.mkdir(parents=True, exist_ok=True)
     result = run(step_dir)
-    partial = record.with_suffix(".tmp")  # written whole, then renamed: a kill never leaves half a record
-    partial.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
-    partial.replace(record)
+    write_json(record, result)  # whole or not at all: a kill never leaves half a record
+    return result
+
+
+def _read_record(record: Path) -> dict[str, Any]:
+    try:
+        result = json.loads(record.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{record}: not a step record ({err}); delete it to run the step again") from None
+    if not isinstance(result, dict):
+        raise ValueError(
+            f"{record}: a JSON {type(result).__name__}, not a step record; delete it to run the step again"
+        )
     return result
 
 

@@ -33,7 +33,9 @@ def backbones(config: Config, adapted_dir: Path, model_dir: Path) -> dict[str, B
     return {
         "original": lambda device: _bare(resolve_model_path(config.model.name), config.model, device),
         "adapted": lambda device: _bare(str(adapted_dir), local, device),
-        "finetuned": lambda device: load_finetuned(model_dir, device)[:2],
+        "finetuned": lambda device: load_finetuned(
+            model_dir, device, trust_remote_code=config.model.trust_remote_code
+        )[:2],
     }
 
 
