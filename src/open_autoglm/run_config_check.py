@@ -37,13 +37,16 @@ HARMLESS_KEYS: frozenset[str] = frozenset(
 )
 
 
-def check_resume_compatible(run_dir: Path, config: Config, *, restart_flag: str = "--no-resume") -> None:
+def check_resume_compatible(
+    run_dir: Path, config: Config, *, restart_flag: str = "--no-resume", data_config: Config | None = None
+) -> None:
     """Raise ConfigError when `config` would change the result of the run already in `run_dir`.
 
     Call it before a job resumes (or reuses) anything in the run folder, and before it writes config.yaml. The
     error lists every differing key (old → new) and the two ways out: `restart_flag` (`--no-resume` for train,
     `--fresh` for tune) or a new run folder (`--out`). Keys in HARMLESS_KEYS may differ. A folder without
-    config.yaml has nothing to compare with and passes.
+    config.yaml has nothing to compare with and passes. `data_config` is the config `<run>/data/` was prepared
+    with, where a job prepares it under another one (transfer's labelled data is a classification task's).
     """
     saved_file = run_dir / CONFIG_FILE
     if not saved_file.is_file():
@@ -62,7 +65,7 @@ def check_resume_compatible(run_dir: Path, config: Config, *, restart_flag: str 
             f"{run_dir} was run with other settings ({saved_file}); resuming it would change its result:\n"
             f"{lines}\n{ways_out}"
         )
-    _check_data_unchanged(run_dir, config, ways_out)
+    _check_data_unchanged(run_dir, data_config or config, ways_out)
 
 
 def changed_keys(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import write_jsonl
 
-from open_autoglm.config import validate_config
+from open_autoglm.config import ConfigError, validate_config
 from open_autoglm.data.synthetic import make_topic_rows
 from open_autoglm.multitask import load_multitask, run_multitask
 
@@ -118,6 +118,10 @@ def test_same_seed_same_result_and_resume(tmp_path: Path, tiny_encoder: Path) ->
     assert resumed["resumed_from_epoch"] == 1
     assert resumed["best"]["test"] == first["best"]["test"]
     assert resumed["compute"]["train_steps"] == first["compute"]["train_steps"]
+    saved = (tmp_path / "a" / "runs" / "mt" / "config.yaml").read_bytes()
+    with pytest.raises(ConfigError, match=r"train\.lr: 0\.003 → 0\.001[\s\S]*--no-resume[\s\S]*--out"):
+        run_multitask(_config(tmp_path / "a", tiny_encoder, **{"train.epochs": 2, "train.lr": 1e-3}))
+    assert (tmp_path / "a" / "runs" / "mt" / "config.yaml").read_bytes() == saved
 
 
 def test_unsupported_method_and_settings_are_refused(tmp_path: Path, tiny_encoder: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import write_jsonl
 
-from open_autoglm.config import validate_config
+from open_autoglm.config import ConfigError, validate_config
 from open_autoglm.data.synthetic import make_topic_rows
 from open_autoglm.models import load_finetuned
 from open_autoglm.transfer import job as transfer_job
@@ -107,6 +107,10 @@ def test_a_resumed_run_skips_finished_steps(transfer_run, tmp_path: Path, monkey
         return real_fit(step_config, step_dir, **kwargs)
 
     monkeypatch.setattr(transfer_job, "fit", counting_fit)
+    changed = copy.model_copy(update={"train": copy.train.model_copy(update={"lr": 5e-3})})
+    with pytest.raises(ConfigError, match=r"train\.lr: 0\.01 → 0\.005"):
+        run_transfer(changed)  # finished steps are not reused under other settings
+    assert trained == []
     resumed = run_transfer(copy)
     assert trained == ["control"]
     assert resumed["transfer"]["domain_perplexity"] == summary["transfer"]["domain_perplexity"]

@@ -28,6 +28,7 @@ from open_autoglm.multitask.model import (
 )
 from open_autoglm.multitask.sampling import task_probabilities
 from open_autoglm.multitask.weighting import WEIGHTINGS
+from open_autoglm.run_config_check import check_resume_compatible
 from open_autoglm.train.method_setup import count_parameters
 from open_autoglm.versions import versions
 
@@ -39,6 +40,8 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     check_supported(config)
     started = time.perf_counter()
     run_dir = config.run_dir
+    if resume and ((run_dir / "summary.json").exists() or (run_dir / "checkpoint").exists()):
+        check_resume_compatible(run_dir, config)  # a changed config must not continue this run's epochs
     if is_main_process():  # under accelerate launch / torchrun rank 0 writes the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(config, run_dir / "config.yaml")

@@ -26,6 +26,7 @@ from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import is_distributed
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
+from open_autoglm.run_config_check import check_resume_compatible
 from open_autoglm.train.job import build_summary, fit, save_fitted
 from open_autoglm.transfer.second_task import backbones, probe_second_task
 from open_autoglm.transfer.steps import finetune_config, pretrain_config
@@ -43,9 +44,13 @@ def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
         raise ValueError("task: transfer runs on one process; run it without torchrun / accelerate launch")
     started = time.perf_counter()
     run_dir = config.run_dir
+    steps_dir, adapted_dir, model_dir = run_dir / "steps", run_dir / "adapted", run_dir / "model"
+    if resume and ((run_dir / "summary.json").exists() or steps_dir.exists()):
+        # finished steps must not be reused under other settings, nor the labelled data split anew
+        labelled_config = finetune_config(config, steps_dir / "finetune", config.model.name)
+        check_resume_compatible(run_dir, config, data_config=labelled_config)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
-    steps_dir, adapted_dir, model_dir = run_dir / "steps", run_dir / "adapted", run_dir / "model"
 
     with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:
         # 1. Continued pretraining on the domain text: the whole model, saved as a full model folder.
