@@ -42,6 +42,9 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--rows", type=int, default=600, help="rows of synthetic demo data")
     parser.add_argument("--n-trials", type=int, default=8, help="trials of the search")
     parser.add_argument("--timeout", type=float, default=200, help="seconds after which no new trial starts")
+    parser.add_argument(
+        "--fresh", action="store_true", help="start the search over (needed when --rows changes on a re-run)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_lang_option(parser)
 
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         },
         source="quickstart",
     )
-    summary = run_tune(config, on_trial=print_trial)
+    summary = run_tune(config, on_trial=print_trial, fresh=args.fresh)
     print_tune_summary(summary)
     metric = summary["metric"]
     best = (summary["best"]["test"] or {}).get(metric)

@@ -1,10 +1,11 @@
 """`autoglm tune -c CFG [--n-trials N] [--workers W] [--storage URL] [--timeout S]`: search the method and its
-hyperparameters. Re-running the same command continues the study in the run folder."""
+hyperparameters. Re-running the same command continues the study in the run folder (with settings that would
+change its result it is refused: --fresh starts over). One job at a time per run folder: a second `tune` there is
+refused; more workers join the study with --workers, or from other run folders on a shared --storage."""
 
 from __future__ import annotations
 
 import argparse
-import shutil
 
 from open_autoglm.cli.common import add_config_options, add_lang_option, config_from_args, console
 from open_autoglm.config import ConfigError
@@ -45,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
             f"autoglm tune searches single-task runs (classification, sft, pretrain); task {config.task} "
             "trains with autoglm train"
         )
-    if args.fresh and is_main_process():
-        for stale in ("study.db", "study.journal", "trials", "model"):
-            path = config.run_dir / stale
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    summary = run_tune(config, on_trial=print_trial)
+    summary = run_tune(config, on_trial=print_trial, fresh=args.fresh)
     if not is_main_process():  # under torchrun rank 0 reports
         return 0
     print_tune_summary(summary)

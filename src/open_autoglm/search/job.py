@@ -7,7 +7,6 @@ prepare data → build and check the space → open (or resume) the study → se
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -18,10 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from open_autoglm.atomic import write_json
 from open_autoglm.config import Config, dump_config, load_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData, read_written_splits
@@ -32,8 +33,11 @@ from open_autoglm.distributed import (
     main_process_first,
     sharded_training,
 )
+from open_autoglm.export.staged import staged_path
 from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
+from open_autoglm.run_config_check import check_resume_compatible
+from open_autoglm.run_lock import hold_run_folder
 from open_autoglm.search.measure import latency_ms
 from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import (
@@ -65,20 +69,33 @@ from open_autoglm.versions import versions
 logger = logging.getLogger(__name__)
 
 
-def run_tune(config: Config, on_trial: Callable[[optuna.Study, int], None] | None = None) -> dict[str, Any]:
-    """Search as the config says (re-running continues the study); write everything to the run folder."""
+def run_tune(
+    config: Config, on_trial: Callable[[optuna.Study, int], None] | None = None, fresh: bool = False
+) -> dict[str, Any]:
+    """Search as the config says (re-running continues the study, `fresh` starts it over); write everything
+    to the run folder, which no other job may use meanwhile."""
     started = time.perf_counter()
     run_dir = config.run_dir
     if not is_main_process():  # under torchrun: rank 0 writes the run folder, this rank trains its trials
         return _search(config, on_trial, started)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
-
-    with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:  # the whole study, worker processes included
-        summary = _search(config, on_trial, started)
-    summary["resources"] = monitor.summary()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    with hold_run_folder(run_dir, "tune"):
+        if fresh:
+            clear_study(run_dir)
+        else:  # finished trials stay valid only under the settings they ran with
+            check_resume_compatible(run_dir, config, restart_flag="--fresh")
+        dump_config(config, run_dir / "config.yaml")
+        with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:  # the study, worker processes included
+            summary = _search(config, on_trial, started)
+        summary["resources"] = monitor.summary()
+        write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def clear_study(run_dir: Path) -> None:
+    """Delete the study and what its trials left, so that the search starts over (the data stays)."""
+    for stale in ("study.db", "study.journal", "trials", "model"):
+        path = run_dir / stale
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _search(
@@ -181,11 +198,12 @@ def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_
     search = config.search
     directions = study_directions(search.objectives, search.mode, _direction(task.greater_is_better))
     storage = open_storage(search.storage, config.run_dir, search.heartbeat_seconds, search.grace_seconds)
+    asked = storage.get_n_trials(storage.get_study_id_from_name(config.name))
     sampler = build_sampler(
         search.sampler,
         len(directions),
         search.startup_trials,
-        sampler_seed(config, worker_index),
+        sampler_seed(config, worker_index, asked),
         search.workers,
     )
     pruner = None
@@ -217,16 +235,18 @@ def make_context(config: Config, loaded: LoadedData, space: SearchSpace, worker_
     )
 
 
-def sampler_seed(config: Config, worker_index: int) -> int:
+def sampler_seed(config: Config, worker_index: int, asked: int) -> int:
     """Each worker samples with its own seed, or they would all propose the same parameters.
 
-    On one machine the worker's index tells them apart (a re-run reproduces the study); workers on several
-    machines share a database server, and each machine's index 0 is told apart by its worker id.
+    The seed mixes search.seed with the worker's index and the number of trials the study held when the worker
+    started: a re-run after a kill draws new parameters instead of repeating those of the first run, and the
+    same run (same config, same study) still reproduces. Workers on several machines share a database server,
+    and each machine's index 0 is told apart by its worker id.
     """
-    seed = config.search.seed + worker_index
+    entropy = [config.search.seed % 2**32, worker_index, asked]
     if is_server_storage(config.search.storage):
-        seed += int.from_bytes(hashlib.sha256(worker_id().encode()).digest()[:4], "big")
-    return seed % 2**32
+        entropy.append(int.from_bytes(hashlib.sha256(worker_id().encode()).digest()[:4], "big"))
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def context_for_worker(run_dir: Path, index: int) -> tuple[Config, Callable[[], SearchContext]]:
@@ -432,8 +452,10 @@ def _install_best_model(run_dir: Path, best: FrozenTrial) -> Path | None:
         else:
             raise RuntimeError(f"the best trial's model is missing: {source}")
     target = run_dir / "model"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, copy_function=_link_or_copy)  # hard links: no second copy on disk
+    with staged_path(
+        target
+    ) as partial:  # a kill half-way leaves the earlier model/ or none, never half of one
+        shutil.copytree(source, partial, copy_function=_link_or_copy)  # hard links: no second copy on disk
     for other in (run_dir / "trials").glob("*/model"):
         if other != source:
             shutil.rmtree(other, ignore_errors=True)
@@ -463,7 +485,8 @@ def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, A
     result = fit(
         best_config, config.run_dir / "refit", resume=False, loaded=merged, checkpoints=False, baseline=False
     )
-    save_fitted(result, config.run_dir / "model", best_config)
+    with staged_path(config.run_dir / "model") as partial:
+        save_fitted(result, partial, best_config)
     return {"metrics": result.metrics.get("test", {}), "train_rows": len(merged.splits["train"])}
 
 

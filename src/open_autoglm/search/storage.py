@@ -44,11 +44,28 @@ def open_storage(
     beats = {"heartbeat_interval": heartbeat_seconds, "grace_period": grace_seconds}
     if storage in (None, "sqlite"):
         url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
-        # several local workers wait for SQLite's lock rather than fail
-        return _rdb_storage(url, retry, engine_kwargs={"connect_args": {"timeout": 120}}, **beats)
+        # several local workers wait for SQLite's lock rather than fail, but never so long that a live worker
+        # waiting for it is judged dead
+        timeout = sqlite_busy_seconds(heartbeat_seconds, grace_seconds)
+        return _rdb_storage(url, retry, engine_kwargs={"connect_args": {"timeout": timeout}}, **beats)
     if storage == "journal":
         return JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
     return _rdb_storage(storage, retry, **beats)
+
+
+def sqlite_busy_seconds(heartbeat_seconds: int, grace_seconds: int) -> int:
+    """How long a SQLite write waits for the database lock: grace minus heartbeat.
+
+    A heartbeat is written every `heartbeat_seconds` and may itself wait for the lock; if it waited longer than
+    `grace_seconds - heartbeat_seconds`, another worker would see no heartbeat for the grace period, fail the
+    trial of a live worker and run it again.
+    """
+    if heartbeat_seconds <= 0 or grace_seconds <= heartbeat_seconds:
+        raise ValueError(
+            f"search.grace_seconds ({grace_seconds}) must exceed search.heartbeat_seconds "
+            f"({heartbeat_seconds}), both positive, or live trials would be failed as dead"
+        )
+    return grace_seconds - heartbeat_seconds
 
 
 def _rdb_storage(url: str, retry: RetryHeartbeatStaleTrialCallback, **kwargs: Any) -> RDBStorage:

@@ -7,7 +7,6 @@ the reason — and its memory is released before the next one.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import traceback
@@ -21,6 +20,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
+from open_autoglm.atomic import write_json, write_text
 from open_autoglm.config import Config
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import from_main, world_size
@@ -110,19 +110,29 @@ def _validation_value(metrics: dict[str, float], metric: str) -> float | None:
 
 
 def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
-    """Run `trial` to its end and tell the study; returns the final state."""
+    """Run `trial` to its end and tell the study; returns the final state.
+
+    A trial that another worker took over meanwhile (this one was judged dead) is dropped, not told.
+    """
     trial.set_user_attr("worker", ctx.worker)
-    trial_dir = ctx.trials_dir / str(trial.number)
     twin = _twin_trial(ctx, trial)
-    reporter = ReportingCallback(twin, _pruner_of(ctx), ctx.metric)
     heartbeat = _Heartbeat(ctx.study, trial)
-    fit_result: FitResult | None = None
+    try:
+        return _fit_and_tell(ctx, trial, twin)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return _drop_taken_over(ctx, trial, twin)
+    finally:
+        heartbeat.stop()
+        _release_memory()
+
+
+def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | None) -> TrialState:
+    """The trial's work; whatever happens inside ends told to the study (complete, pruned or failed)."""
+    trial_dir = ctx.trials_dir / str(trial.number)
+    reporter = ReportingCallback(twin, _pruner_of(ctx), ctx.metric)
     try:
         config, params = _trial_config(ctx, trial)
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / "params.json").write_text(
-            json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
+        write_json(trial_dir / "params.json", params)
         config = _fit_memory(config, trial)
         trial.set_user_attr("processes", world_size())
         from_main(TrialOrder(config, trial_dir, baseline=trial.user_attrs.get("role") == "default"))
@@ -142,26 +152,37 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
         if _is_best_so_far(ctx, values):
             save_fitted(fit_result, trial_dir / "model", config)
             trial.set_user_attr("model_dir", str((trial_dir / "model").resolve()))
-        state = _tell(ctx, trial, twin, TrialState.COMPLETE, values, measured["quality"])
+        return _tell(ctx, trial, twin, TrialState.COMPLETE, values, measured["quality"])
+    except optuna.exceptions.UpdateFinishedTrialError:
+        raise  # another worker failed this trial while this one was judged dead: not this trial's failure
     except optuna.TrialPruned as pruned:
         reason = str(pruned) or "pruned"
         trial.set_user_attr("prune_reason", reason)
         _record_compute(trial, reporter)
         logger.debug("trial %d pruned: %s", trial.number, reason)
-        state = _tell(ctx, trial, twin, TrialState.PRUNED)
+        return _tell(ctx, trial, twin, TrialState.PRUNED)
     except Exception as err:  # noqa: BLE001 — any failure of one trial is recorded; the study goes on
         reason = f"{type(err).__name__}: {err}".strip()
-        trial.set_user_attr("fail_reason", reason[:2000])
+        trial.set_user_attr("fail_reason", reason[:2000])  # raises UpdateFinishedTrialError if taken over
         _record_compute(trial, reporter)
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        write_text(trial_dir / "error.txt", traceback.format_exc())
         logger.debug("trial %d failed: %s", trial.number, reason.splitlines()[0])
-        state = _tell(ctx, trial, twin, TrialState.FAIL)
-    finally:
-        heartbeat.stop()
-        del fit_result
-        _release_memory()
-    return state
+        return _tell(ctx, trial, twin, TrialState.FAIL)
+
+
+def _drop_taken_over(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | None) -> TrialState:
+    """This worker went silent for longer than search.grace_seconds (paused, suspended, stalled), so another
+    worker failed its trial and queued the same parameters again: that retry is the trial's run now, and the
+    work done here is dropped. Returns the state the other worker gave the trial."""
+    if twin is not None and twin is not trial:
+        ctx.prune_study.tell(twin, state=TrialState.FAIL, skip_if_finished=True)  # type: ignore[union-attr]
+    stored = ctx.study.get_trials(deepcopy=False)[trial.number]
+    logger.warning(
+        "trial %d was taken over by another worker (%s); dropping it and going on",
+        trial.number,
+        stored.user_attrs.get("fail_reason", stored.state.name.lower()),
+    )
+    return stored.state
 
 
 @dataclass(frozen=True)
@@ -352,7 +373,9 @@ def _tell(
 ) -> TrialState:
     if twin is not None and twin is not trial:
         ctx.prune_study.tell(twin, quality if state == TrialState.COMPLETE else None, state=state)  # type: ignore[union-attr]
-    ctx.study.tell(trial, values, state=state)
+    told = ctx.study.tell(trial, values, state=state, skip_if_finished=True)
+    if told.state != state:  # another worker failed it a moment ago: run_trial drops it
+        raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial.number} is already {told.state.name}")
     return state
 
 
