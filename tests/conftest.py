@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,22 @@ SFT_PAIRS = [
     ("name a red fruit", "an apple is red"),
     ("name a yellow fruit", "a banana is yellow"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_mixed_precision_left_over():
+    """Each test starts with no mixed-precision choice left by the one before.
+
+    A Trainer fixes accelerate's process-wide AcceleratorState (bf16 on CPUs with AVX512-BF16), and a later
+    `Accelerator(mixed_precision="no")` in the same process (a multitask run) is then refused. Every CLI run is
+    its own process; only the test session runs many jobs in one. (accelerate's own tests reset it the same way.)
+    """
+    yield
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state(reset_partial_state=False)
+
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% if m['role'] == 'assistant' %}</s>{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"

@@ -4,19 +4,32 @@ Every artifact of a run (splits, reports, summary, config, metrics, model metada
 The new content is written to a temporary file in the same folder, flushed and fsynced, then renamed over the
 target (`os.replace`, atomic on POSIX and Windows). A failure on the way (disk full, a kill, an exception)
 leaves the previous file as it was and removes the temporary one, and the error names the target file.
+What a library writes itself given a path (`save_pretrained`, ONNX Runtime) goes to a staged sibling path that
+replaces the target once the library has finished (`staged_path`).
 Written by hand: the standard library has no atomic writer, and the small packages that do are not kept up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from safetensors import SafetensorError
+
+# What a failed write raises: OSError from Python's files (ONNX, tokenizers), SafetensorError from the weights'
+# Rust writer (an I/O error inside it, a full disk say, surfaces as that and nothing else).
+WRITE_ERRORS = (OSError, SafetensorError)
+DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
+)  # the disk, not the code
 
 
 class ArtifactWriteError(OSError):
@@ -81,6 +94,34 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     """Write `obj` as JSON (UTF-8, non-ASCII kept) to `path` atomically."""
     write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+@contextlib.contextmanager
+def staged_path(target: Path) -> Iterator[Path]:
+    """A temporary sibling path for a file or folder that replaces `target` when the block ends cleanly."""
+    partial = target.with_name(f".partial-{target.name}")  # the suffix kept: some writers look at it
+    _remove(partial)  # a killed export's leftover
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield partial
+        if partial.is_dir():
+            _remove(target)  # a folder cannot be renamed over another; the export replaces its own folders
+        os.replace(partial, target)
+    except WRITE_ERRORS as err:
+        if isinstance(err, ArtifactWriteError):
+            raise
+        if isinstance(err, OSError):
+            raise ArtifactWriteError(err.errno, f"could not write {target}: {err.strerror or err}") from err
+        raise ArtifactWriteError(f"could not write {target}: {err}") from err
+    finally:
+        _remove(partial)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def signal_file_size_exceeded_as_error() -> None:

@@ -1,8 +1,6 @@
-"""A full disk (a file-size limit, RLIMIT_FSIZE, in a child process) during `data prepare`, `report` and `export`:
-the write fails half-way, the earlier artifacts stay byte for byte as they were, the error is one line that names
-the file, and the next run without the limit redoes the work instead of trusting a torn file.
-
-(`eval` is not here: its resource monitor raises from its own file's close on a full disk, see monitor.py.)"""
+"""A full disk (a file-size limit, RLIMIT_FSIZE, in a child process) during `data prepare`, `report`, `eval` and
+`export`: the write fails half-way, the earlier artifacts stay byte for byte as they were, the error is one line
+that names the file, and the next run without the limit redoes the work instead of trusting a torn file."""
 
 from __future__ import annotations
 
@@ -92,3 +90,47 @@ def test_export_on_a_full_disk_names_the_file_and_keeps_the_run(trained_classifi
     assert {k: v for k, v in after.items() if not k.startswith("export/")} == kept
     assert not [name for name in after if name.startswith("export/") and ".partial-" in name]
     assert "export/export_report.json" not in after  # nothing claims an export that did not finish
+
+
+@pytest.mark.slow
+def test_eval_on_a_full_disk_keeps_the_earlier_results(
+    trained_classifier: Config,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run_dir = trained_classifier.run_dir
+    out = tmp_path / "eval-run"
+    args = ["eval", "-c", str(run_dir.parent.parent / "config.yaml"), "--model", str(run_dir / "model")]
+    args += ["--out", str(out)]
+    assert finished(autoglm(*args))[0] == 0
+    results = (out / "eval.json").read_bytes()
+    assert len(results) > 1024
+
+    code, printed = finished(autoglm(*args, file_limit=1024))
+
+    # The resource samples are a side record (the monitor says it stopped); the results file is the error.
+    assert_failed_cleanly(code, printed, "eval.json")
+    assert (out / "eval.json").read_bytes() == results
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary left behind
+
+
+@pytest.mark.slow
+def test_train_on_a_full_disk_names_the_checkpoint_and_keeps_the_finished_model(
+    trained_classifier: Config,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_classifier.run_dir, run_dir)
+    finished_run = {k: v for k, v in snapshot(run_dir).items() if k.startswith(("model/", "data/", "summary"))}
+    args = ["train", "-c", str(trained_classifier.run_dir.parent.parent / "config.yaml"), "--out", str(run_dir)]
+
+    code, printed = finished(autoglm(*args, "--no-resume", file_limit=4 * 1024))
+
+    assert_failed_cleanly(code, printed, "checkpoint")
+    after = snapshot(run_dir)
+    assert {k: v for k, v in after.items() if k in finished_run} == finished_run  # the model is the old one
+    assert not [k for k in after if ".partial-" in k or k.endswith(".tmp")]
+    code, printed = finished(autoglm(*args))  # room again: the run finishes
+    assert code == 0, printed
+    assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["compute"]["train_steps"] > 0

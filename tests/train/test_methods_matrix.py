@@ -28,7 +28,8 @@ def _config(tmp_path: Path, task: str, model: Path, train_file: Path, method: st
         "name": f"{task}-{method}",
         "output_dir": str(tmp_path),
         "task": task,
-        "model": {"name": str(model)},
+        # fp32: the reload is compared exactly, with no bf16 autocast (chosen on CPUs with AVX512-BF16)
+        "model": {"name": str(model), "precision": "fp32"},
         "data": {
             "train": str(train_file),
             "max_length": 32,

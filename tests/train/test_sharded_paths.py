@@ -53,7 +53,7 @@ def test_a_sharded_run_saves_the_gathered_weights_and_skips_the_baseline(
         {
             "name": "sharded",
             "output_dir": str(tmp_path),
-            "model": {"name": str(tiny_encoder)},
+            "model": {"name": str(tiny_encoder), "precision": "fp32"},  # compared exactly with the reload
             "data": {"train": str(topic_file), "max_length": 16, "val_ratio": 0.2, "test_ratio": 0.2},
             "method": {"name": method, **({"r": 4} if method == "lora" else {})},
             "train": {"epochs": 1, "lr": 5e-3, "batch_size": 16},

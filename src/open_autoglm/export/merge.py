@@ -18,8 +18,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from open_autoglm.atomic import write_json
-from open_autoglm.export.staged import staged_path
+from open_autoglm.atomic import staged_path, write_json
 from open_autoglm.models import AUTOGLM_META, load_finetuned
 from open_autoglm.versions import versions
 

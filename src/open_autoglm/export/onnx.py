@@ -31,7 +31,7 @@ from onnxruntime.quantization import (
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from open_autoglm.export.staged import staged_path
+from open_autoglm.atomic import staged_path
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from open_autoglm.atomic import write_json
-from open_autoglm.export.staged import staged_path
+from open_autoglm.atomic import staged_path, write_json
 from open_autoglm.models import AUTOGLM_META
 from open_autoglm.models.pruned import PRUNED_KEY, encoder_layers, pruned_record, shrink_layer
 from open_autoglm.versions import versions

@@ -22,7 +22,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from open_autoglm.atomic import write_json
+from open_autoglm.atomic import staged_path, write_json
 from open_autoglm.config import Config, dump_config, load_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData, read_written_splits
@@ -33,7 +33,6 @@ from open_autoglm.distributed import (
     main_process_first,
     sharded_training,
 )
-from open_autoglm.export.staged import staged_path
 from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
@@ -485,8 +484,7 @@ def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, A
     result = fit(
         best_config, config.run_dir / "refit", resume=False, loaded=merged, checkpoints=False, baseline=False
     )
-    with staged_path(config.run_dir / "model") as partial:
-        save_fitted(result, partial, best_config)
+    save_fitted(result, config.run_dir / "model", best_config)  # staged: whole or not at all
     return {"metrics": result.metrics.get("test", {}), "train_rows": len(merged.splits["train"])}
 
 

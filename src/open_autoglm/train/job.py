@@ -7,6 +7,7 @@ config → data splits → tokenizer and model → method → trainer → (resum
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from open_autoglm.atomic import write_json
+from open_autoglm.atomic import DISK_ERRNOS, WRITE_ERRORS, ArtifactWriteError, staged_path, write_json
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
@@ -246,6 +248,16 @@ def fit(
     except TrainingAlreadyFinished as done:
         logger.info("%s is the run's last step (%s): nothing left to train", checkpoint, done)
         train_seconds = 0.0
+    except (
+        WRITE_ERRORS
+    ) as err:  # the Trainer's own saves (a full disk): name where, not just "File too large"
+        if not isinstance(err, SafetensorError) and err.errno not in DISK_ERRNOS:
+            raise
+        raise ArtifactWriteError(
+            getattr(err, "errno", None) or errno.EIO,
+            f"could not write a checkpoint in {checkpoint_dir}: {getattr(err, 'strerror', None) or err}; "
+            "the last complete checkpoint stays and the next run resumes from it",
+        ) from err
 
     # 6. Final evaluation on validation (reusing the last periodic evaluation when it ran at the end) and test.
     metrics = {"validation": _final_validation(trainer) or evaluate(trainer, prepared.datasets["validation"])}
@@ -468,10 +480,8 @@ def save_model(
     """Weights in safetensors (peft adapters and full models alike), the tokenizer, and autoglm.json.
 
     `state_dict`: the weights when the model in memory holds only this rank's shard (FSDP, DeepSpeed ZeRO-3).
+    The folder appears whole or not at all: a kill or a full disk half-way leaves the earlier one.
     """
-    model_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(model_dir), safe_serialization=True, state_dict=state_dict)
-    tokenizer.save_pretrained(str(model_dir))
     meta = {
         "task": config.task,
         "objective": objective,
@@ -483,7 +493,11 @@ def save_model(
         "model": config.model.model_dump(mode="json"),
         "versions": versions(),
     }
-    write_json(model_dir / AUTOGLM_META, meta)
+    with staged_path(model_dir) as partial:
+        partial.mkdir(parents=True)
+        model.save_pretrained(str(partial), safe_serialization=True, state_dict=state_dict)
+        tokenizer.save_pretrained(str(partial))
+        write_json(partial / AUTOGLM_META, meta)
 
 
 def _without_length(row: dict[str, Any]) -> dict[str, Any]:
