@@ -122,8 +122,16 @@ def test_train_on_a_full_disk_names_the_checkpoint_and_keeps_the_finished_model(
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained_classifier.run_dir, run_dir)
-    finished_run = {k: v for k, v in snapshot(run_dir).items() if k.startswith(("model/", "data/", "summary"))}
-    args = ["train", "-c", str(trained_classifier.run_dir.parent.parent / "config.yaml"), "--out", str(run_dir)]
+    finished_run = {
+        k: v for k, v in snapshot(run_dir).items() if k.startswith(("model/", "data/", "summary"))
+    }
+    args = [
+        "train",
+        "-c",
+        str(trained_classifier.run_dir.parent.parent / "config.yaml"),
+        "--out",
+        str(run_dir),
+    ]
 
     code, printed = finished(autoglm(*args, "--no-resume", file_limit=4 * 1024))
 
