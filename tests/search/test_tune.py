@@ -242,3 +242,26 @@ def test_sft_search_minimises_perplexity_and_reports_it(
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert all(sorted(t.intermediate_values) == [100, 200] for t in complete)  # reported every epoch
     assert summary["best"]["trial"] == min(complete, key=lambda t: t.value).number
+
+
+def test_a_full_disk_stops_the_search_naming_the_file_and_records_the_trial(
+    tmp_path: Path, tiny_encoder: Path, topic_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every trial after a disk error would fail the same way: the search stops with the error instead."""
+    import errno
+
+    from open_autoglm.atomic import ArtifactWriteError
+    from open_autoglm.search import trial as trial_module
+
+    def disk_full(config, trial_dir, **kwargs):  # type: ignore[no-untyped-def]
+        raise ArtifactWriteError(
+            errno.ENOSPC, f"could not write {trial_dir / 'metrics.jsonl'}: No space left"
+        )
+
+    monkeypatch.setattr(trial_module, "fit", disk_full)
+    config = tune_config(tmp_path, tiny_encoder, topic_file, n_trials=3, seed_default=False)
+    with pytest.raises(ArtifactWriteError, match=r"trials/0/metrics\.jsonl"):
+        run_tune(config)
+    (only,) = load_study(config.run_dir).trials  # no second trial was started
+    assert only.state == TrialState.FAIL
+    assert "No space left" in only.user_attrs["fail_reason"]

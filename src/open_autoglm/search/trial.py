@@ -6,6 +6,7 @@ the reason — and its memory is released before the next one.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -20,7 +21,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
-from open_autoglm.atomic import write_json, write_text
+from open_autoglm.atomic import ArtifactWriteError, write_json, write_text
 from open_autoglm.config import Config
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import from_main, world_size
@@ -165,9 +166,13 @@ def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | 
         reason = f"{type(err).__name__}: {err}".strip()
         trial.set_user_attr("fail_reason", reason[:2000])  # raises UpdateFinishedTrialError if taken over
         _record_compute(trial, reporter)
-        write_text(trial_dir / "error.txt", traceback.format_exc())
+        with contextlib.suppress(ArtifactWriteError):  # a full disk: the study's storage keeps the reason
+            write_text(trial_dir / "error.txt", traceback.format_exc())
         logger.debug("trial %d failed: %s", trial.number, reason.splitlines()[0])
-        return _tell(ctx, trial, twin, TrialState.FAIL)
+        state = _tell(ctx, trial, twin, TrialState.FAIL)
+        if isinstance(err, ArtifactWriteError):
+            raise  # the disk fails every trial after this one too: stop the search, naming the file
+        return state
 
 
 def _drop_taken_over(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | None) -> TrialState:
