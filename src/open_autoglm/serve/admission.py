@@ -44,7 +44,13 @@ class Admission:
         """A turn, after waiting at most `timeout_s` in the queue; 503 when the queue is full or the wait ran out."""
         if self._turns is None:
             self._turns = asyncio.Semaphore(self.max_active)
-        if self._turns.locked() and self.queued >= self.max_queued:
+        if (
+            not self._turns.locked()
+        ):  # a free turn: taken at once, without wait_for's extra task and loop turn
+            await self._turns.acquire()
+            self.active += 1
+            return Ticket(self)
+        if self.queued >= self.max_queued:
             raise self._overloaded(f"{self.active} requests running and {self.queued} waiting")
         self.queued += 1
         try:
