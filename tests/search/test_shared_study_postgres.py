@@ -81,8 +81,11 @@ def test_a_killed_machines_trial_is_rerun_by_the_other(
     victim = None
     while victim is None and time.time() < deadline:  # wait for a trial that machine A is training
         for trial in shared_trials(storage):
+            # a trial is RUNNING a moment before its worker is recorded: "" until then
             worker = trial.user_attrs.get("worker", "")
-            running_in_a = trial.state == TrialState.RUNNING and worker.split(":")[1] == str(machine_a.pid)
+            running_in_a = trial.state == TrialState.RUNNING and worker.split(":")[1:2] == [
+                str(machine_a.pid)
+            ]
             if running_in_a and (run_a / "trials" / str(trial.number) / "metrics.jsonl").exists():
                 victim = trial
         assert machine_a.poll() is None, machine_a.stdout.read().decode() if machine_a.stdout else ""
