@@ -1,18 +1,25 @@
 """The one registry every extension family uses (methods, readers, tasks, ...).
 
-An entry registers itself by name; a duplicate name is an error. Third-party plugins join through the
-Python entry-point group given to the registry, loaded the first time the registry is searched.
+An entry registers itself with `@FAMILY.register` above its class (or function); the name is taken once, from the
+entry's `name` attribute (a function's `__name__` when it has none). A duplicate name is an error. Third-party
+plugins join through the Python entry-point group given to the registry, loaded the first time the registry is
+searched; a plugin's name is its entry point's. Names a user wrote are checked in one place, `require`, after the
+plugins are loaded, so that a config section never needs to import the family it names.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+
+
+class UnknownNameError(ValueError):
+    """A config names an extension that no built-in or installed plugin registers."""
 
 
 class Registry(Generic[T]):
@@ -24,14 +31,13 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._plugins_loaded = False
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: `@METHODS.register("lora")` above a class or function."""
-
-        def decorate(obj: T) -> T:
-            self.add(name, obj)
-            return obj
-
-        return decorate
+    def register(self, obj: T) -> T:
+        """Decorator: `@METHODS.register` above a class with a `name` attribute (or a function)."""
+        name = getattr(obj, "name", None) or getattr(obj, "__name__", None)
+        if not isinstance(name, str):
+            raise TypeError(f"{self.family} {obj!r} has no `name` to register under")
+        self.add(name, obj)
+        return obj
 
     def add(self, name: str, obj: T) -> None:
         if name in self._entries:
@@ -44,6 +50,16 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise KeyError(f"unknown {self.family} {name!r}; known: {', '.join(self.names())}") from None
+
+    def require(self, names: Iterable[str], *, key: str) -> None:
+        """Refuse names that are not registered, naming the config `key` and the known ones: called by the CLI
+        after plugins can load, so a typo fails before any data is read."""
+        unknown = [name for name in names if name not in self]
+        if unknown:
+            known = ", ".join(self.names()) or "none installed"
+            raise UnknownNameError(
+                f"{key}: unknown {self.family} {', '.join(map(repr, unknown))}; known: {known}"
+            )
 
     def names(self) -> list[str]:
         self._load_plugins()

@@ -10,7 +10,7 @@ import yaml
 
 from open_autoglm.config import ConfigError, load_config, validate_config
 from open_autoglm.search.space import apply_overrides, build_space, parse_space
-from open_autoglm.train.tasks import TASKS
+from open_autoglm.tasks import TASKS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

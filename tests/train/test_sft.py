@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from open_autoglm.train.tasks.sft import IGNORE_INDEX, encode_conversation, to_messages
+from open_autoglm.tasks.sft import IGNORE_INDEX, encode_conversation, to_messages
 
 
 def _labelled_text(tokenizer, example: dict) -> str:
@@ -58,7 +58,7 @@ def test_truncation_keeps_ids_and_labels_aligned(tiny_decoder: Path) -> None:
 
 def test_rows_whose_reply_is_truncated_away_are_counted(tmp_path: Path, tiny_decoder: Path) -> None:
     from open_autoglm.config import validate_config
-    from open_autoglm.train.tasks import TASKS
+    from open_autoglm.tasks import TASKS
 
     config = validate_config({"task": "sft", "data": {"max_length": 10}})
     rows = [

@@ -160,7 +160,7 @@ class TrainConfig(StrictModel):
     @field_validator("metrics")
     @classmethod
     def _registered_metrics(cls, names: list[str]) -> list[str]:
-        from open_autoglm.train.tasks.classification import CLASSIFICATION_METRICS
+        from open_autoglm.tasks.classification import CLASSIFICATION_METRICS
 
         return registered_names(names, CLASSIFICATION_METRICS.names(), "metric")
 

@@ -16,9 +16,9 @@ from open_autoglm.distill.report import LATENCY_EXAMPLES, ModelMeasure, as_rows,
 from open_autoglm.evaluate.rows import evaluation_rows
 from open_autoglm.evaluate.scoring import ScoringOptions
 from open_autoglm.models import choose_placement, load_finetuned
+from open_autoglm.tasks import TASKS
 from open_autoglm.train.distillation import load_teacher
 from open_autoglm.train.job import run_train
-from open_autoglm.train.tasks import TASKS
 
 DISTILL_REPORT = "distill_report.json"
 logger = logging.getLogger(__name__)

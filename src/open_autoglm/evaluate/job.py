@@ -24,7 +24,7 @@ from open_autoglm.evaluate.scoring import Scored, ScoringOptions, score
 from open_autoglm.evaluate.speed import speed_report
 from open_autoglm.models import choose_placement, load_finetuned, load_model
 from open_autoglm.monitor import PeakMemory, ResourceMonitor
-from open_autoglm.train.tasks import TASKS
+from open_autoglm.tasks import TASKS
 from open_autoglm.versions import versions
 
 logger = logging.getLogger(__name__)

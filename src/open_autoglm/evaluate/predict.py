@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from open_autoglm.train.tasks.sft import IGNORE_INDEX, encode_conversation, segments, to_messages
+from open_autoglm.tasks.sft import IGNORE_INDEX, encode_conversation, segments, to_messages
 
 MLM_SEED = 0  # masked-LM perplexity masks tokens at random: the same mask for every model compared
 

@@ -27,7 +27,7 @@ from open_autoglm.evaluate.predict import (
     predict_labels,
     prompt_and_reference,
 )
-from open_autoglm.train.tasks.classification import plugin_metrics
+from open_autoglm.tasks.classification import plugin_metrics
 
 Statistic = Callable[[np.ndarray], float]
 CLASSIFICATION_INTERVALS = ("accuracy", "f1_macro")  # metrics that get a bootstrap interval

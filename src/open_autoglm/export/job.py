@@ -36,7 +36,7 @@ from open_autoglm.export.plugins import run_plugin_exporters
 from open_autoglm.export.prune import prune_model, save_pruned, score_importance
 from open_autoglm.export.recover import recover
 from open_autoglm.export.torch_int8 import quantize_linear_int8, serialised_size_mb
-from open_autoglm.train.tasks import TASKS
+from open_autoglm.tasks import TASKS
 from open_autoglm.versions import versions
 
 EXPORT_REPORT = "export_report.json"

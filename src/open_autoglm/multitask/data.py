@@ -43,7 +43,7 @@ def task_config(config: Config, task: TaskSpec) -> Config:
 
 def load_task(config: Config, task: TaskSpec, data_dir: Path, tokenizer: PreTrainedTokenizerBase) -> TaskData:
     """Prepare (or reuse) the task's splits and tokenise them with its own prefix and max_length."""
-    from open_autoglm.train.tasks.classification import label_names
+    from open_autoglm.tasks.classification import label_names
 
     loaded = load_data(task_config(config, task), data_dir)
     if "validation" not in loaded.splits:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -67,9 +68,11 @@ class LossWeighting(nn.Module):
         return self.base_weights[self.tasks.index(task)]
 
 
-@WEIGHTINGS.register("fixed")
+@WEIGHTINGS.register
 class FixedWeighting(LossWeighting):
     """sum_i w_i * L_i with each task's `weight` from the config."""
+
+    name: ClassVar[str] = "fixed"
 
     def backward(
         self, losses: dict[str, Tensor], params: Sequence[nn.Parameter], backward: Backward
@@ -79,11 +82,13 @@ class FixedWeighting(LossWeighting):
         return total.detach()
 
 
-@WEIGHTINGS.register("uncertainty")
+@WEIGHTINGS.register
 class UncertaintyWeighting(LossWeighting):
     """Kendall, Gal & Cipolla 2018: each task learns a log-variance s_i = log sigma_i^2 and its loss becomes
     exp(-s_i) * L_i + s_i / 2 (their classification form), so a noisy or hard task is down-weighted while the
     s_i / 2 term keeps every weight from collapsing to zero."""
+
+    name: ClassVar[str] = "uncertainty"
 
     def __init__(self, tasks: Sequence[str], weights: Sequence[float]) -> None:
         super().__init__(tasks, weights)
@@ -107,7 +112,7 @@ class UncertaintyWeighting(LossWeighting):
         return [self.log_vars]
 
 
-@WEIGHTINGS.register("gradnorm")
+@WEIGHTINGS.register
 class GradNormWeighting(LossWeighting):
     """Chen et al. 2018: learned weights w_i, trained so that each task's gradient norm on the last shared
     layer, G_i = ||grad_W w_i L_i||, approaches mean(G) * r_i^alpha, where r_i is the task's loss ratio
@@ -117,6 +122,8 @@ class GradNormWeighting(LossWeighting):
     `shared` is the last shared layer W. The weights have their own Adam optimizer: they follow the GradNorm
     loss, not the task losses.
     """
+
+    name: ClassVar[str] = "gradnorm"
 
     def __init__(
         self,
@@ -194,11 +201,13 @@ class GradNormWeighting(LossWeighting):
         return {t: float(w) for t, w in zip(self.tasks, self.task_weights.detach(), strict=True)}
 
 
-@WEIGHTINGS.register("pcgrad")
+@WEIGHTINGS.register
 class PCGradWeighting(LossWeighting):
     """Yu et al. 2020 (gradient surgery): where two tasks' gradients on the shared parameters conflict
     (negative cosine), each is projected onto the normal plane of the other, in a random order of the
     others, before they are summed. Task-specific parameters (each head) keep their own gradient."""
+
+    name: ClassVar[str] = "pcgrad"
 
     def __init__(self, tasks: Sequence[str], weights: Sequence[float], seed: int = 0) -> None:
         super().__init__(tasks, weights)

@@ -61,8 +61,8 @@ from open_autoglm.search.storage import (
 )
 from open_autoglm.search.trial import SearchContext, TrialOrder, follow_trials
 from open_autoglm.search.worker import split_threads, work
+from open_autoglm.tasks import TASKS
 from open_autoglm.train.job import fit, save_fitted
-from open_autoglm.train.tasks import TASKS
 from open_autoglm.versions import versions
 
 logger = logging.getLogger(__name__)

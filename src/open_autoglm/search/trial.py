@@ -40,9 +40,9 @@ from open_autoglm.search.objectives import (
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
 from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import worker_id
+from open_autoglm.tasks import TASKS
 from open_autoglm.train.callbacks import perplexity
 from open_autoglm.train.job import FitResult, examples_per_step, fit, save_fitted
-from open_autoglm.train.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 

@@ -48,6 +48,7 @@ from open_autoglm.models import (
 )
 from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
+from open_autoglm.tasks import TASKS, BaseTask, PreparedData
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
 from open_autoglm.train.callbacks import (
     MetricsFileCallback,
@@ -70,7 +71,6 @@ from open_autoglm.train.layer_student import with_layer_student
 from open_autoglm.train.layerwise import freeze_bottom_layers
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
-from open_autoglm.train.tasks import TASKS, BaseTask, PreparedData
 from open_autoglm.train.trainer import AutoglmTrainer
 from open_autoglm.versions import versions
 

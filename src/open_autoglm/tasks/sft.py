@@ -14,7 +14,7 @@ from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
-from open_autoglm.train.tasks.base import TASKS, BaseTask, PreparedData
+from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 IGNORE_INDEX = -100
 PLAIN_USER = "### Instruction:\n{content}\n\n### Response:\n"
@@ -84,7 +84,7 @@ def encode_conversation(
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
 
-@TASKS.register("sft")
+@TASKS.register
 class SftTask(BaseTask):
     name: ClassVar[str] = "sft"
     metric: ClassVar[str] = "perplexity"

@@ -8,7 +8,7 @@ from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
-from open_autoglm.train.tasks.base import TASKS, BaseTask, PreparedData
+from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 
 def pack_blocks(
@@ -27,7 +27,7 @@ def pack_blocks(
     return [stream[i : i + block] for i in range(0, usable, block)], len(stream) - usable
 
 
-@TASKS.register("pretrain")
+@TASKS.register
 class PretrainTask(BaseTask):
     name: ClassVar[str] = "pretrain"
     metric: ClassVar[str] = "perplexity"

@@ -12,7 +12,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
 from open_autoglm.registry import Registry
-from open_autoglm.train.tasks.base import TASKS, BaseTask, PreparedData
+from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 
 def label_names(rows: list[dict]) -> list[str]:
@@ -47,7 +47,7 @@ def classification_metrics(eval_pred: Any, extra: Sequence[str] = ()) -> dict[st
     } | plugin_metrics(extra, preds, labels)
 
 
-@TASKS.register("classification")
+@TASKS.register
 class ClassificationTask(BaseTask):
     name: ClassVar[str] = "classification"
     metric: ClassVar[str] = "accuracy"

@@ -1,6 +1,0 @@
-"""Tasks, one module each; importing this package registers the built-ins."""
-
-from open_autoglm.train.tasks import classification, pretrain, sft  # noqa: F401  (registration)
-from open_autoglm.train.tasks.base import TASKS, BaseTask, PreparedData
-
-__all__ = ["TASKS", "BaseTask", "PreparedData"]
