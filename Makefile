@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install browser postgres demo test test-fast lint bench bench-search bench-data bench-monitor bench-quantization bench-serve bench-lr
+.PHONY: install browser postgres demo docs test test-fast lint bench bench-search bench-data bench-monitor bench-quantization bench-serve bench-lr
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -22,6 +22,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
+
+# The documentation site (docs/en, docs/zh) into site/; --strict makes every warning (a broken link or anchor) fail.
+# NO_MKDOCS_2_WARNING silences Material's notice about MkDocs 2, which is not a warning about these docs.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # Debian's chromium (and a CJK font for the Chinese report's screenshot) for the report's browser test:
 # installed with apt-get when we are root; elsewhere the test says how and skips.
@@ -38,7 +43,7 @@ postgres:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "PostgreSQL is not installed and could not be (apt-get install postgresql): the shared-study test will skip"
 
-test: $(STAMP) lint browser postgres
+test: $(STAMP) lint docs browser postgres
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q --durations=15
 
 test-fast: $(STAMP)
