@@ -14,7 +14,6 @@ from typing import Any, TextIO
 import psutil
 import torch
 
-RESOURCES_FILE = "resources.jsonl"  # in the run folder, and in each trial's folder
 MB = 2**20
 
 logger = logging.getLogger(__name__)

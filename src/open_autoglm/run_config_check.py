@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.config import Config, ConfigError, load_config
-
-CONFIG_FILE = "config.yaml"  # the resolved config every job saves in its run folder
+from open_autoglm.run_folder import RunFolder
 
 # Keys that may change between two runs on one folder: they say where the run lives, how it reports progress or
 # how long and how wide it goes on, never what a trained model or a finished trial is.
@@ -48,7 +47,7 @@ def check_resume_compatible(
     config.yaml has nothing to compare with and passes. `data_config` is the config `<run>/data/` was prepared
     with, where a job prepares it under another one (transfer's labelled data is a classification task's).
     """
-    saved_file = run_dir / CONFIG_FILE
+    saved_file = RunFolder(run_dir).config
     if not saved_file.is_file():
         return
     ways_out = f"start the run over with {restart_flag}, or give the new settings their own run folder with --out DIR"
@@ -94,10 +93,9 @@ def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _check_data_unchanged(run_dir: Path, config: Config, ways_out: str) -> None:
     """The input files must be the bytes the run split: otherwise preparing them again would re-split the data
     under a run whose model (or finished trials) saw the old split."""
-    from open_autoglm.data.pipeline import REPORT
     from open_autoglm.data.prepared import fingerprint
 
-    report_file = run_dir / "data" / REPORT
+    report_file = RunFolder(run_dir).data_report
     source = config.data.train
     if not report_file.is_file() or (isinstance(source, Path) and source.is_dir()):
         return  # nothing split yet, or splits copied from a prepared folder as they are

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-LOCK_FILE = ".run.lock"
+from open_autoglm.run_folder import RunFolder
 
 
 class RunFolderBusy(RuntimeError):
@@ -27,7 +27,7 @@ class RunFolderBusy(RuntimeError):
 def hold_run_folder(run_dir: Path, job: str) -> Iterator[None]:
     """Hold `run_dir` for `job` (tune, train) while the block runs; refuse if another job holds it."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
+    path = RunFolder(run_dir).lock
     holder = f"autoglm {job}, process {os.getpid()} on {socket.gethostname()}\n".encode()
     lock = FileLock(path, on_acquired=lambda fd: _write_holder(fd, holder))
     try:

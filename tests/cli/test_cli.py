@@ -201,7 +201,7 @@ def test_train_runs_multitask_and_transfer_configs(
     configs = {
         "multitask": base
         | {
-            "task": "multitask",
+            "recipe": "multitask",
             "multitask": {
                 "tasks": [
                     {"name": "topics", "data": {"train": str(topic_file), **data}},
@@ -211,7 +211,7 @@ def test_train_runs_multitask_and_transfer_configs(
         },
         "transfer": base
         | {
-            "task": "transfer",
+            "recipe": "transfer",
             "data": {"train": str(topic_file), **data},
             "transfer": {"domain_text": str(pairs), "second_task": {"train": str(pairs), **data}},
         },

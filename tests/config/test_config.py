@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from open_autoglm.config import ConfigError, dump_config, load_config, validate_config
+from open_autoglm.cli.registered import require_registered
+from open_autoglm.config import Config, ConfigError, dump_config, load_config, validate_config
+from open_autoglm.methods.params import method_params
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 
@@ -27,7 +29,7 @@ def test_defaults_are_valid() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_config_loads(path: Path) -> None:
     config = load_config(path)
-    assert config.method.params() is not None
+    assert method_params(config.method) is not None
 
 
 def test_examples_exist() -> None:
@@ -54,30 +56,49 @@ def test_out_of_range_value(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "train:\n  lr: -1\n"))
 
 
+def _load_checked(path: Path) -> Config:
+    """As the CLI reads a config: structure by pydantic, then every extension name against its registry."""
+    return require_registered(load_config(path), str(path))
+
+
 def test_literal_lists_allowed_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, "task: translation\n"))
-    assert "task" in str(err.value)
-    assert "'classification', 'sft', 'pretrain', 'multitask' or 'transfer'" in str(err.value)
+        load_config(_write(tmp_path, "train:\n  optimizer: adagrad\n"))
+    assert "'adamw', 'adam' or 'sgd'" in str(err.value)
+
+
+def test_unknown_task_lists_the_registered_ones(tmp_path: Path) -> None:
+    path = _write(tmp_path, "task: translation\n")
+    with pytest.raises(ConfigError) as err:
+        _load_checked(path)
+    assert "task: unknown task 'translation'; known: classification, pretrain, sft" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_old_multitask_and_transfer_tasks_read_as_recipes(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "task: transfer\ntransfer:\n  domain_text: d.txt\n"))
+    assert (config.recipe, config.task) == ("transfer", "classification")
+    with pytest.raises(ConfigError, match="recipe: multitask trains classifiers"):
+        load_config(_write(tmp_path, "task: sft\nrecipe: multitask\n"))
 
 
 def test_unknown_method_lists_the_registry(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, "method:\n  name: lorax\n"))
+        _load_checked(_write(tmp_path, "method:\n  name: lorax\n"))
     assert "unknown method 'lorax'" in str(err.value)
     assert "dora" in str(err.value)
 
 
 def test_unknown_method_param_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, "method:\n  name: lora\n  rank: 8\n"))
+        _load_checked(_write(tmp_path, "method:\n  name: lora\n  rank: 8\n"))
     assert "method.rank: unknown key for method 'lora'" in str(err.value)
     assert "r," in str(err.value)
 
 
 def test_method_param_out_of_range(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"method\.r"):
-        load_config(_write(tmp_path, "method:\n  name: lora\n  r: 0\n"))
+        _load_checked(_write(tmp_path, "method:\n  name: lora\n  r: 0\n"))
 
 
 def test_invalid_yaml_names_line(tmp_path: Path) -> None:
@@ -93,7 +114,7 @@ def test_set_overrides_yaml_and_parses_types(tmp_path: Path) -> None:
     assert config.train.lr == pytest.approx(3e-4)
     assert config.train.epochs == 1
     assert config.train.group_by_length is False
-    assert config.method.params().r == 4  # type: ignore[attr-defined]
+    assert method_params(config.method).r == 4  # type: ignore[attr-defined]
     assert config.data.columns == ["a", "b"]
 
 

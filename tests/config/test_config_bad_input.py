@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from open_autoglm.cli.registered import require_registered
 from open_autoglm.config import ConfigError, dump_config, load_config
 
 
@@ -64,7 +65,7 @@ def test_a_boolean_is_never_read_as_a_number(override: str) -> None:
 
 def test_a_method_param_refuses_a_boolean_for_a_number() -> None:
     with pytest.raises(ConfigError, match=r"method\.r: a number is wanted here, not a boolean"):
-        load_config(None, ["method.name=lora", "method.r=true"])
+        require_registered(load_config(None, ["method.name=lora", "method.r=true"]))
 
 
 def test_booleans_still_go_where_they_belong() -> None:

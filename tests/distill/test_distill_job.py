@@ -11,8 +11,9 @@ import yaml
 
 from open_autoglm.cli import main
 from open_autoglm.config import validate_config
-from open_autoglm.distill.job import DISTILL_REPORT, run_distill
+from open_autoglm.distill.job import run_distill
 from open_autoglm.models import load_finetuned
+from open_autoglm.run_folder import DISTILL_REPORT
 from open_autoglm.train.job import run_train
 
 

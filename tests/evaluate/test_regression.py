@@ -100,7 +100,7 @@ def test_baseline_summary_errors_name_the_file(tmp_path: Path) -> None:
         read_baseline_summary(missing)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"broken\.json: not a run summary .*not valid JSON"):
         read_baseline_summary(broken)
     with pytest.raises(ValueError, match="summary.json has no metrics"):
         read_baseline_summary(_summary(tmp_path, {"metrics": {}, "test": None}))

@@ -27,7 +27,7 @@ def _config(tmp_path: Path, encoder: Path, **overrides: object):
     raw = {
         "name": "mt",
         "output_dir": str(tmp_path / "runs"),
-        "task": "multitask",
+        "recipe": "multitask",
         "model": {"name": str(encoder), "device": "cpu", "precision": "fp32"},
         "method": {"name": "full"},
         "train": {"epochs": 3, "lr": 3e-3, "batch_size": 16, "seed": 0, "logging_steps": 2},

@@ -23,7 +23,7 @@ def _run(tmp_path: Path, model: str, tasks: list[dict], weighting: str, epochs: 
         {
             "name": "mt",
             "output_dir": str(tmp_path),
-            "task": "multitask",
+            "recipe": "multitask",
             "model": {"name": model, "device": "cpu", "precision": "fp32"},
             "method": {"name": "lora", "r": 8},
             "train": {"epochs": epochs, "lr": 5e-3, "batch_size": 16, "seed": 0},

@@ -1,6 +1,6 @@
-"""A third-party package installed into the venv adds a method, a data reader, a cleaner, a metric, an exporter and
-a search objective through entry points, and a config uses them by name — no import of the plugin anywhere in
-Open-AutoGLM."""
+"""A third-party package installed into the venv adds a task, a method, a data reader, a cleaner, a metric, an
+exporter and a search objective through entry points, and a config uses them by name — no import of the plugin
+anywhere in Open-AutoGLM."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def test_a_config_trains_with_the_plugins_method_and_reader(
     config = {
         "name": "plugged",
         "output_dir": str(tmp_path / "runs"),
+        "task": "topics",
         "model": {"name": str(tiny_encoder)},
         "data": {
             "train": str(data),
@@ -78,6 +79,10 @@ def test_a_config_trains_with_the_plugins_method_and_reader(
 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["method"] == "bias_only"
+    assert (summary["task"], summary["metric"]) == (
+        "topics",
+        "f1_macro",
+    )  # the plugin's task chose the metric
     trainable, total = summary["parameters"]["trainable"], summary["parameters"]["total"]
     assert 0 < trainable < total / 5  # biases and the head only
     report = json.loads((run / "data" / "data_report.json").read_text())

@@ -348,7 +348,7 @@ def test_unreadable_files_are_named_in_the_report_not_a_traceback(tmp_path: Path
     assert "metrics is a list, not an object" in problems["eval.json"]
     assert "a list, not an object" in problems["data/data_report.json"]
     assert "not UTF-8" in problems["export/export_report.json"]
-    assert info.summary == {} and info.data is None and info.export is None
+    assert info.summary is None and info.data is None and info.export is None
     assert info.model == "tiny" and info.trials[0].curve == [(1.0, 0.5)]  # what could be read still is
     page = render_report(info, "en")
     assert '<section id="unreadable">' in page

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 from torch import nn
 
+from open_autoglm.cli.registered import require_registered
+from open_autoglm.config import Config, ConfigError
 from open_autoglm.config.sections import SearchConfig
 from open_autoglm.search.measure import measure_plugin
 from open_autoglm.search.objectives import (
@@ -58,15 +59,17 @@ def test_a_plugins_objective_must_say_its_direction_and_measure(monkeypatch: pyt
     monkeypatch.setitem(OBJECTIVES._entries, "vague", Objective("vague", None, "", "", measure=lambda o: 0.0))
     monkeypatch.setitem(OBJECTIVES._entries, "unmeasured", Objective("unmeasured", "maximize", "", ""))
     monkeypatch.setitem(OBJECTIVES._entries, "wrong", "not an objective")
+
+    def check(*names: str) -> None:
+        require_registered(Config(search=SearchConfig(objectives=["quality", *names])))
+
     for name in ("vague", "unmeasured"):
-        with pytest.raises(ValidationError, match=f"objective '{name}' needs a direction"):
-            SearchConfig(objectives=["quality", name])
-    with pytest.raises(
-        ValidationError, match="entry point must be an open_autoglm.search.objectives.Objective"
-    ):
-        SearchConfig(objectives=["quality", "wrong"])
-    with pytest.raises(ValidationError, match="unknown objective.*known: .*latency"):
-        SearchConfig(objectives=["quality", "speed"])
+        with pytest.raises(ConfigError, match=f"objective '{name}' needs a direction"):
+            check(name)
+    with pytest.raises(ConfigError, match="entry point must be an open_autoglm.search.objectives.Objective"):
+        check("wrong")
+    with pytest.raises(ConfigError, match="search.objectives: unknown objective 'speed'; known: .*latency"):
+        check("speed")
 
 
 def test_a_plugins_value_must_be_a_finite_number() -> None:

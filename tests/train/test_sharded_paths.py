@@ -94,7 +94,7 @@ def test_multitask_and_transfer_refuse_what_they_cannot_run(monkeypatch: pytest.
         multitask_job.check_supported(validate_config({}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     config = validate_config(  # not run: refused before anything is read or written
-        {"task": "transfer", "data": {"train": "labelled.jsonl"}, "transfer": {"domain_text": "domain.txt"}}
+        {"recipe": "transfer", "data": {"train": "labelled.jsonl"}, "transfer": {"domain_text": "domain.txt"}}
     )
-    with pytest.raises(ValueError, match="task: transfer runs on one process"):
+    with pytest.raises(ValueError, match="recipe: transfer runs on one process"):
         run_transfer(config)

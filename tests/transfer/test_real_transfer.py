@@ -36,7 +36,7 @@ def test_minilm_adapted_to_questions_then_lora_on_trec(tmp_path: Path) -> None:
         {
             "name": "minilm-transfer",
             "output_dir": str(tmp_path / "runs"),
-            "task": "transfer",
+            "recipe": "transfer",
             "model": {"name": "minilm", "device": "cpu", "precision": "fp32"},
             "data": {"train": str(target), "max_length": 32, "val_ratio": 0.1, "test_ratio": 0.3},
             "method": {"name": "lora", "r": 8},

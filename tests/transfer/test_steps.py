@@ -1,4 +1,4 @@
-"""The step configs derived from one `task: transfer` config."""
+"""The step configs derived from one `recipe: transfer` config."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _config(tmp_path: Path, **transfer: object):
         {
             "name": "tr",
             "output_dir": str(tmp_path),
-            "task": "transfer",
+            "recipe": "transfer",
             "model": {"name": "some/hub-model", "revision": "v1"},
             "data": {
                 "train": "labelled.tsv",

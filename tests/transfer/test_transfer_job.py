@@ -32,7 +32,7 @@ def _config(tmp: Path, encoder: Path):
         {
             "name": "tr",
             "output_dir": str(tmp / "runs"),
-            "task": "transfer",
+            "recipe": "transfer",
             "model": {"name": str(encoder), "device": "cpu", "precision": "fp32"},
             "data": {"train": str(topics), "val_ratio": 0.15, "test_ratio": 0.25, "max_length": 32},
             "method": {"name": "lora", "r": 4},
@@ -117,7 +117,7 @@ def test_a_resumed_run_skips_finished_steps(transfer_run, tmp_path: Path, monkey
     assert resumed["transfer"]["second_task"] == summary["transfer"]["second_task"]
 
 
-def test_run_transfer_refuses_another_task(tiny_encoder: Path, tmp_path: Path) -> None:
-    config = _config(tmp_path, tiny_encoder).model_copy(update={"task": "classification"})
-    with pytest.raises(ValueError, match="task: transfer"):
+def test_run_transfer_refuses_another_recipe(tiny_encoder: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path, tiny_encoder).model_copy(update={"recipe": "single"})
+    with pytest.raises(ValueError, match="recipe: transfer"):
         run_transfer(config)

@@ -15,12 +15,18 @@ from rich.markup import escape
 
 from open_autoglm.atomic import ArtifactWriteError, signal_file_size_exceeded_as_error
 from open_autoglm.config import Config, ConfigError, load_config
+from open_autoglm.run_folder import SUMMARY
 
 console = Console(stderr=True)
 
 
-def add_config_options(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
-    parser.add_argument("-c", "--config", type=Path, required=config_required, help="the YAML config")
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="the YAML config (optional: any key can be given with --set instead)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -44,13 +50,29 @@ def add_lang_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
+def config_from_args(args: argparse.Namespace, *, runs_recipe: bool = False) -> Config:
+    """The config of `-c` (or the defaults) with `--set`, `--out` and `-q` applied, every extension name checked;
+    for a verb that runs the recipe (`train`, `tune`, `data prepare`), the keys it needs are checked too, and the
+    missing ones are named together."""
     overrides = list(args.overrides)
     if args.out is not None:
         overrides += [f"output_dir={args.out.parent}", f"name={args.out.name}"]
     if args.quiet:
         overrides.append("quiet=true")
-    return load_config(args.config, overrides)
+    from open_autoglm.cli.registered import require_registered  # imports every family: torch, peft (seconds)
+
+    source = str(args.config or "--set")
+    config = require_registered(load_config(args.config, overrides), source)
+    if runs_recipe:
+        from open_autoglm.recipes import RECIPES
+
+        missing = RECIPES.get(config.recipe).missing(config)
+        if missing:
+            example = " ".join(f"--set {key}=..." for key in missing)
+            raise ConfigError(
+                f"{source}: recipe {config.recipe} needs {', '.join(missing)}: set them in the config or {example}"
+            )
+    return config
 
 
 def one_model_config(config: Config, verb: str) -> Config:
@@ -59,12 +81,12 @@ def one_model_config(config: Config, verb: str) -> Config:
     A transfer run's model is a classifier of its labelled data; a multi-task model has a head per task that
     these verbs do not read.
     """
-    if config.task == "transfer":
-        return config.model_copy(update={"task": "classification"})
-    if config.task == "multitask":
+    if config.recipe == "transfer":
+        return config.model_copy(update={"recipe": "single"})
+    if config.recipe == "multitask":
         raise ConfigError(
             f"autoglm {verb} works on one task's model; a multitask run's model/ reloads with "
-            "open_autoglm.multitask.load_multitask and its summary.json holds every task's test metrics"
+            f"open_autoglm.multitask.load_multitask and its {SUMMARY} holds every task's test metrics"
         )
     return config
 

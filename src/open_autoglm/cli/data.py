@@ -22,11 +22,13 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_data_report
     from open_autoglm.config import dump_config
     from open_autoglm.data.prepared import prepare_or_reuse
+    from open_autoglm.run_folder import RunFolder
 
-    config = config_from_args(args)
-    out_dir = config.run_dir / "data"
+    config = config_from_args(args, runs_recipe=True)
+    folder = RunFolder(config.run_dir)
+    out_dir = folder.data
     config.run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, config.run_dir / "config.yaml")
+    dump_config(config, folder.config)
     report, reused = prepare_or_reuse(config, out_dir, force=args.force)
     if reused:
         console.print(f"inputs and data settings unchanged: {out_dir} is up to date (--force to redo)")

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from open_autoglm.cli.common import add_config_options, config_from_args, console, one_model_config
+from open_autoglm.run_folder import MODEL_META
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -31,12 +32,13 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         "--trust-remote-code",
         action="store_true",
         help="run Python code shipped with the model folder (same as model.trust_remote_code: true); a "
-        "folder's own autoglm.json cannot turn this on",
+        f"folder's own {MODEL_META} cannot turn this on",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from open_autoglm.distill.job import DISTILL_REPORT, run_distill
+    from open_autoglm.distill.job import run_distill
+    from open_autoglm.run_folder import RunFolder
 
     if args.student_layers is not None:
         args.overrides.append(f"distill.student_layers={args.student_layers}")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = one_model_config(config_from_args(args), "distill")
     report = run_distill(config, args.teacher)
     _print_report(report)
-    console.print(f"results: {config.run_dir / DISTILL_REPORT}")
+    console.print(f"results: {RunFolder(config.run_dir).distill_report}")
     return 0
 
 

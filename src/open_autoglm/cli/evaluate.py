@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from open_autoglm.cli.common import add_config_options, config_from_args, console, one_model_config
+from open_autoglm.run_folder import MODEL_META, SUMMARY
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -14,7 +15,7 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     add_config_options(parser)
     parser.add_argument("--model", type=Path, required=True, help="a model folder written by train or tune")
     parser.add_argument("--data", type=Path, help="evaluate this file instead of the run's test split")
-    parser.add_argument("--baseline", type=Path, help="an earlier run's summary.json to compare with")
+    parser.add_argument("--baseline", type=Path, help=f"an earlier run's {SUMMARY} to compare with")
     parser.add_argument(
         "--no-pretrained", action="store_true", help="do not score the untuned base model as a baseline"
     )
@@ -43,13 +44,14 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         "--trust-remote-code",
         action="store_true",
         help="run Python code shipped with the model folder (same as model.trust_remote_code: true); a "
-        "folder's own autoglm.json cannot turn this on",
+        f"folder's own {MODEL_META} cannot turn this on",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_eval
-    from open_autoglm.evaluate.job import EVAL_FILE, EvalOptions, run_eval
+    from open_autoglm.evaluate.job import EvalOptions, run_eval
+    from open_autoglm.run_folder import RunFolder
 
     if args.trust_remote_code:  # the operator's decision, never the model folder's
         args.overrides.append("model.trust_remote_code=true")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     result = run_eval(config, options)
     print_eval(result)
-    console.print(f"results: {config.run_dir / EVAL_FILE}")
+    console.print(f"results: {RunFolder(config.run_dir).eval}")
     if args.fail_on_regression and not result["passed"]:
         return 3
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from rich.table import Table
 
 from open_autoglm.cli.common import add_config_options, config_from_args, console, one_model_config
+from open_autoglm.run_folder import MODEL_META
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -44,12 +45,13 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         "--trust-remote-code",
         action="store_true",
         help="run Python code shipped with the model folder (same as model.trust_remote_code: true); a "
-        "folder's own autoglm.json cannot turn this on",
+        f"folder's own {MODEL_META} cannot turn this on",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from open_autoglm.export.job import EXPORT_REPORT, ExportOptions, run_export
+    from open_autoglm.export.job import ExportOptions, run_export
+    from open_autoglm.run_folder import RunFolder
 
     if args.trust_remote_code:  # the operator's decision, never the model folder's
         args.overrides.append("model.trust_remote_code=true")
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     )
     report = run_export(config, options)
     _print_report(report)
-    console.print(f"results: {config.run_dir / 'export' / EXPORT_REPORT}")
+    console.print(f"results: {RunFolder(config.run_dir).export_report}")
     return 0
 
 

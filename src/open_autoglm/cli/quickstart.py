@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.config import validate_config
     from open_autoglm.data.synthetic import write_topic_dataset
     from open_autoglm.report import write_report
+    from open_autoglm.run_folder import RunFolder, read_summary
     from open_autoglm.search.job import run_tune
 
     source = write_topic_dataset(
@@ -79,17 +80,20 @@ def run(args: argparse.Namespace) -> int:
         },
         source="quickstart",
     )
-    summary = run_tune(config, on_trial=print_trial, fresh=args.fresh)
+    run_tune(config, on_trial=print_trial, fresh=args.fresh)
+    folder = RunFolder(config.run_dir)
+    summary = read_summary(folder.summary)
     print_tune_summary(summary)
-    metric = summary["metric"]
-    best = (summary["best"]["test"] or {}).get(metric)
-    default = (summary["default"]["metrics"] or {}).get(metric)
+    metric = summary.metric or ""
+    best = (summary.test or {}).get(metric)
+    default = (summary.sections["default"]["metrics"] or {}).get(metric)
     if best is not None and default is not None:
         console.print(
-            f"best configuration: {summary['best']['config']}\n"
+            f"best configuration: {summary.best['config']}\n"
             f"test {metric}: {best:.4f} against {default:.4f} for the default configuration "
             f"({100 * (best - default):+.1f} points)"
         )
     console.print(f"report: {write_report(config.run_dir, args.lang)}")
-    console.print(f"run folder: {config.run_dir} (summary.json, report.html, model/, trials/, study.db)")
+    contents = f"{folder.summary.name}, {folder.report.name}, {folder.model.name}/, {folder.trials.name}/, "
+    console.print(f"run folder: {config.run_dir} ({contents}{folder.study_db.name})")
     return 0

@@ -8,31 +8,32 @@ from typing import Any
 from rich.table import Table
 
 from open_autoglm.cli.common import console
+from open_autoglm.run_folder import EVAL, RunSummary
 
 
-def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
-    table = Table(title=f"{summary['task']} · {summary['method']} · {summary['model']}")
+def print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"{summary.task} · {summary.method} · {summary.model}")
     table.add_column("metric")
     table.add_column("untuned (validation)", justify="right")
     table.add_column("tuned (validation)", justify="right")
     table.add_column("tuned (test)", justify="right")
-    baseline = summary["baseline"]["metrics"]
-    validation = summary["best"]["validation"]
-    test = summary["best"].get("test") or {}
+    baseline = summary.untuned
+    validation = summary.validation
+    test = summary.test or {}
     for name in validation:
         table.add_row(name, _fmt(baseline.get(name)), _fmt(validation.get(name)), _fmt(test.get(name)))
     if "majority_accuracy" in baseline:
         table.add_row("majority class accuracy", _fmt(baseline["majority_accuracy"]), "", "")
     console.print(table)
-    compute = summary["compute"]
+    compute, parameters = summary.compute, summary.parameters or {}
     console.print(
         f"{compute['train_steps']} optimizer steps, {compute['train_seconds']} s training, "
-        f"{summary['parameters']['trainable']:,} of {summary['parameters']['total']:,} parameters trained"
+        f"{parameters['trainable']:,} of {parameters['total']:,} parameters trained"
     )
 
 
 def print_transfer(block: dict[str, Any]) -> None:
-    """The three steps of `task: transfer` in three lines."""
+    """The three steps of `recipe: transfer` in three lines."""
     perplexity, target = block["domain_perplexity"], block["target"]
     metric = target["metric"]
     console.print(
@@ -61,15 +62,15 @@ def print_trial(study: Any, number: int) -> None:
     console.print(f"[{colour}]{describe_trial(trial)}[/]", highlight=False)
 
 
-def print_tune_summary(summary: dict[str, Any]) -> None:
-    metric = summary["metric"]
-    table = Table(title=f"tune · {summary['task']} · {summary['model']} · {metric}")
+def print_tune_summary(summary: RunSummary) -> None:
+    metric = summary.metric or ""
+    table = Table(title=f"tune · {summary.task} · {summary.model} · {metric}")
     table.add_column("")
     table.add_column("configuration")
     table.add_column(f"{metric} (validation)", justify="right")
     table.add_column(f"{metric} (test)", justify="right")
-    best, default = summary["best"], summary["default"]
-    untuned = summary["baseline"]["metrics"]
+    best, default = summary.best, summary.sections["default"]
+    untuned = summary.untuned
     table.add_row("untuned", "", _fmt(untuned.get(metric)), "")
     if default["trial"] is not None:
         table.add_row(
@@ -85,7 +86,7 @@ def print_tune_summary(summary: dict[str, Any]) -> None:
         _fmt((best["test"] or {}).get(metric)),
     )
     console.print(table)
-    trials, compute = summary["trials"], summary["compute"]
+    trials, compute = summary.trials, summary.compute
     console.print(
         f"{trials['finished']} trials: {trials['complete']} complete, {trials['pruned']} pruned, "
         f"{trials['failed']} failed · {compute['epochs']} epochs of training in {compute['seconds']} s"
@@ -165,7 +166,7 @@ def print_eval(result: dict[str, Any]) -> None:
     )
     if result["quarantined"]:
         console.print(
-            f"[yellow]{len(result['quarantined'])} malformed rows quarantined (listed in eval.json)[/]"
+            f"[yellow]{len(result['quarantined'])} malformed rows quarantined (listed in {EVAL})[/]"
         )
     for regression in result["regressions"]:
         console.print(f"[bold red]regression:[/] {regression['message']}", highlight=False)

@@ -28,7 +28,9 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_trial, print_tune_summary
     from open_autoglm.distributed import is_main_process
+    from open_autoglm.recipes import RECIPES
     from open_autoglm.report import write_report
+    from open_autoglm.run_folder import RunFolder, read_summary
     from open_autoglm.search.job import run_tune
 
     for flag, key in (
@@ -40,16 +42,16 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             args.overrides.append(f"search.{key}={value}")
-    config = config_from_args(args)
-    if config.task in ("multitask", "transfer"):
+    config = config_from_args(args, runs_recipe=True)
+    if not RECIPES.get(config.recipe).tunable:
         raise ConfigError(
-            f"autoglm tune searches single-task runs (classification, sft, pretrain); task {config.task} "
+            f"autoglm tune searches single-task runs (recipe: single); recipe {config.recipe} "
             "trains with autoglm train"
         )
-    summary = run_tune(config, on_trial=print_trial, fresh=args.fresh)
+    run_tune(config, on_trial=print_trial, fresh=args.fresh)
     if not is_main_process():  # under torchrun rank 0 reports
         return 0
-    print_tune_summary(summary)
+    print_tune_summary(read_summary(RunFolder(config.run_dir).summary))
     console.print(f"report: {write_report(config.run_dir, args.lang)}")
     console.print(f"run folder: {config.run_dir}")
     return 0

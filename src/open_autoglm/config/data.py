@@ -15,14 +15,6 @@ PII_TYPES: list[PiiType] = ["email", "phone", "id", "card", "ip"]
 AUGMENT_OPS: list[AugmentOp] = ["synonym", "swap", "delete", "insert"]
 
 
-def registered_names(names: list[str], known: list[str], family: str) -> list[str]:
-    """`names` when each is registered (a plugin's entry point, or built in); else an error listing the known."""
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown {family} {unknown}; known: {', '.join(known) or 'none installed'}")
-    return names
-
-
 class SourceConfig(StrictModel):
     """One training file of a mix."""
 
@@ -45,13 +37,6 @@ class CleanConfig(StrictModel):
         default_factory=list,
         description="cleaners from plugins (entry points open_autoglm.cleaners), in order",
     )
-
-    @field_validator("extra")
-    @classmethod
-    def _registered(cls, names: list[str]) -> list[str]:
-        from open_autoglm.data.clean import CLEANERS
-
-        return registered_names(names, CLEANERS.names(), "cleaner")
 
 
 class PiiConfig(StrictModel):
@@ -148,15 +133,6 @@ class DataConfig(StrictModel):
     def _sources(cls, value: object) -> object:
         if isinstance(value, list):  # a bare path in the list is a source of weight 1
             return [{"path": v} if isinstance(v, str | Path) else v for v in value]
-        return value
-
-    @field_validator("format")
-    @classmethod
-    def _known_reader(cls, value: str) -> str:
-        from open_autoglm.data.readers import READERS
-
-        if value != "auto" and value not in READERS:
-            raise ValueError(f"unknown format {value!r}; allowed: auto, {', '.join(READERS.names())}")
         return value
 
     @model_validator(mode="after")

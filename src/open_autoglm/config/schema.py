@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,16 +16,26 @@ from open_autoglm.config.sections import (
     ModelConfig,
     MultitaskConfig,
     SearchConfig,
-    TaskName,
     TrainConfig,
     TransferConfig,
 )
+
+RECIPE_NAMES_OF_OLD = ("multitask", "transfer")
 
 
 class Config(StrictModel):
     name: str = Field("run", description="run folder name: <output_dir>/<name>/")
     output_dir: Path = Field(Path("runs"), description="where run folders are made")
-    task: TaskName = "classification"
+    task: str = Field(
+        "classification",
+        description="what is learned: classification, sft, pretrain, or a task a plugin registers "
+        "(entry points open_autoglm.tasks)",
+    )
+    recipe: str = Field(
+        "single",
+        description="how a train run goes: single (one model, one task), multitask (one backbone, a head per "
+        "task in multitask.tasks), transfer (continued pretraining on transfer.domain_text, then fine-tuning)",
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -43,6 +54,15 @@ class Config(StrictModel):
             raise ValueError("name must be a plain folder name (no '/')")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_named_as_task(cls, raw: Any) -> Any:
+        """Configs (and run folders) from before recipes said `task: multitask` or `task: transfer`; both train
+        classifiers, so that reads as the recipe with task classification."""
+        if isinstance(raw, dict) and raw.get("task") in RECIPE_NAMES_OF_OLD and "recipe" not in raw:
+            return {**raw, "recipe": raw["task"], "task": "classification"}
+        return raw
+
     @field_validator("method", mode="before")
     @classmethod
     def _bare_method_name(cls, value: object) -> object:
@@ -50,10 +70,12 @@ class Config(StrictModel):
 
     @model_validator(mode="after")
     def _task_sections(self) -> Config:
-        if self.task == "multitask" and len(self.multitask.tasks) < 2:
-            raise ValueError("task: multitask needs multitask.tasks with two or more tasks")
-        if self.task == "transfer" and self.transfer.domain_text is None:
-            raise ValueError("task: transfer needs transfer.domain_text (unlabelled domain text)")
+        if self.recipe != "single" and self.task != "classification":
+            raise ValueError(
+                f"recipe: {self.recipe} trains classifiers; task {self.task!r} needs recipe: single"
+            )
+        if self.recipe == "multitask" and len(self.multitask.tasks) < 2:
+            raise ValueError("recipe: multitask needs multitask.tasks with two or more tasks")
         return self
 
     @property

@@ -6,12 +6,11 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from open_autoglm.config.base import Seed, StrictModel
-from open_autoglm.config.data import DataConfig, registered_names
+from open_autoglm.config.data import DataConfig
 
-TaskName = Literal["classification", "sft", "pretrain", "multitask", "transfer"]
 TrackerName = Literal["tensorboard", "mlflow", "wandb"]
 
 
@@ -39,40 +38,9 @@ class MethodConfig(StrictModel):
         description="full | freeze | lora | dora | adalora | ia3 | adapter | prefix | prompt | ptuning",
     )
 
-    @model_validator(mode="after")
-    def _params_match_method(self) -> MethodConfig:
-        from open_autoglm.methods import METHODS
-
-        if self.name not in METHODS:
-            raise ValueError(f"unknown method {self.name!r}; allowed: {', '.join(METHODS.names())}")
-        params_cls = METHODS.get(self.name).params_cls
-        try:
-            params_cls(**self.extra_params())
-        except ValidationError as err:
-            raise ValueError(_method_params_message(self.name, params_cls, err)) from None
-        return self
-
     def extra_params(self) -> dict[str, Any]:
+        """The chosen method's own keys, validated by `open_autoglm.methods.method_params`."""
         return dict(self.model_extra or {})
-
-    def params(self) -> StrictModel:
-        """The validated params model of the chosen method (defaults filled in)."""
-        from open_autoglm.methods import METHODS
-
-        return METHODS.get(self.name).params_cls(**self.extra_params())
-
-
-def _method_params_message(method: str, params_cls: type[StrictModel], err: ValidationError) -> str:
-    allowed = ", ".join(["name", *sorted(params_cls.model_fields)])
-    problems = []
-    for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            problems.append(f"method.{key}: unknown key for method {method!r}; allowed: {allowed}")
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"method.{key}: {message} (got {item.get('input')!r})")
-    return "; ".join(problems)
 
 
 class OptimizerConfig(StrictModel):
@@ -157,13 +125,6 @@ class TrainConfig(StrictModel):
 
     _named_nodes = field_validator("optimizer", "scheduler", "loss", mode="before")(_named)
 
-    @field_validator("metrics")
-    @classmethod
-    def _registered_metrics(cls, names: list[str]) -> list[str]:
-        from open_autoglm.tasks.classification import CLASSIFICATION_METRICS
-
-        return registered_names(names, CLASSIFICATION_METRICS.names(), "metric")
-
     @field_validator("report_to")
     @classmethod
     def _trackers_installed(cls, trackers: list[str]) -> list[str]:
@@ -174,20 +135,21 @@ class TrainConfig(StrictModel):
         return list(dict.fromkeys(trackers))
 
 
-PrunerName = Literal["none", "median", "asha", "hyperband", "curve"]
-
-
 class SearchConfig(StrictModel):
     n_trials: PositiveInt = Field(20, description="finished trials to reach (complete, pruned or failed)")
     workers: PositiveInt = Field(1, description="worker processes on this machine sharing the study")
     space: Literal["default"] | dict[str, Any] = Field(
         "default", description="default (per task), or param -> distribution (see README)"
     )
-    sampler: Literal["auto", "tpe", "random", "gp", "cmaes", "nsga2"] = Field(
-        "auto", description="auto: TPE for one objective, NSGA-II for a Pareto front"
+    sampler: str = Field(
+        "auto",
+        description="auto (TPE for one objective, NSGA-II for a Pareto front), tpe, random, gp, cmaes, nsga2, or "
+        "a plugin's (entry points open_autoglm.samplers)",
     )
-    pruner: list[PrunerName] = Field(
-        ["asha", "curve"], description="a trial stops when any of these says so; [none] turns pruning off"
+    pruner: list[str] = Field(
+        ["asha", "curve"],
+        description="a trial stops when any of these says so: median, asha, hyperband, curve, or a plugin's "
+        "(entry points open_autoglm.pruners); [none] turns pruning off",
     )
     startup_trials: PositiveInt = Field(
         4, description="trials finished before the sampler models and the pruners judge"
@@ -235,15 +197,6 @@ class SearchConfig(StrictModel):
     _bare_lists = field_validator("pruner", "objectives", mode="before")(
         lambda value: [value] if isinstance(value, str) else value
     )
-
-    @field_validator("objectives")
-    @classmethod
-    def _registered_objectives(cls, names: list[str]) -> list[str]:
-        from open_autoglm.search.objectives import OBJECTIVES, objective_named
-
-        for name in registered_names(names, OBJECTIVES.names(), "objective"):
-            objective_named(name)  # a plugin's objective is checked now, not after the first trial
-        return names
 
     @model_validator(mode="after")
     def _check_objectives(self) -> SearchConfig:
@@ -303,13 +256,6 @@ class ExportConfig(StrictModel):
         description="exporters from plugins (entry points open_autoglm.exporters), run on the merged model",
     )
 
-    @field_validator("extra")
-    @classmethod
-    def _registered_exporters(cls, names: list[str]) -> list[str]:
-        from open_autoglm.export.plugins import EXPORTERS
-
-        return registered_names(names, EXPORTERS.names(), "exporter")
-
 
 class DistillConfig(StrictModel):
     teacher: str | None = Field(
@@ -345,7 +291,7 @@ class TaskSpec(StrictModel):
 
 class MultitaskConfig(StrictModel):
     tasks: list[TaskSpec] = Field(
-        default_factory=list, description="task: multitask: two or more tasks sharing one backbone"
+        default_factory=list, description="recipe: multitask: two or more tasks sharing one backbone"
     )
     sampling: Literal["proportional", "temperature", "uniform"] = Field(
         "temperature",
@@ -370,7 +316,7 @@ class MultitaskConfig(StrictModel):
 class TransferConfig(StrictModel):
     domain_text: Path | None = Field(
         None,
-        description="task: transfer: unlabelled domain text (any supported format) for continued pretraining",
+        description="recipe: transfer: unlabelled domain text (any supported format) for continued pretraining",
     )
     text_field: str = Field("text", description="the domain text's field or column")
     pretrain_epochs: float = Field(1.0, gt=0.0, description="epochs of continued pretraining")

@@ -1,5 +1,7 @@
 """Text cleaning for the data pipeline (`data.clean`), and main-text extraction from whole web pages.
 
+Each cleaning step is an entry of `CLEANERS`, a `text -> text` callable: the built-in steps are registered here
+under the names of their `data.clean` flags, a plugin's through the `open_autoglm.cleaners` entry points.
 `clean_text` runs on every row, so each step first makes a cheap check (a substring test or one compiled
 regex search) and only does the work when the row needs it: plain text passes through almost untouched.
 HTML is parsed with Resiliparse (the lexbor HTML5 parser), never with hand-written rules; the regexes
@@ -14,6 +16,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import trafilatura
@@ -122,27 +125,38 @@ _WHATWG_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252"}
 
 
 CLEANERS: Registry[Callable[[str], str]] = Registry("cleaner", entry_point_group="open_autoglm.cleaners")
+# The built-in steps in the order they run, each named as its `data.clean` flag: HTML first, so that the
+# characters its entities decode to are normalised too; control characters before white space, so that the
+# line separators they turn into "\n" are then trimmed.
+BUILTIN_CLEANERS = ("html", "nfkc", "control_chars", "whitespace", "lowercase")
+
+
+@dataclass(frozen=True)
+class Cleaner:
+    """A built-in cleaning step as a registry entry: a `text -> text` callable like a plugin's, with the
+    `name` it is registered (and switched on) by."""
+
+    name: str
+    clean: Callable[[str], str]
+
+    def __call__(self, text: str) -> str:
+        return self.clean(text)
 
 
 def clean_text(text: str, options: CleanConfig) -> str:
-    """`text` with HTML turned to text, NFKC, invisible characters dropped, white space normalised and
-    optionally lower-cased, each step only when its flag in `options` is on; then the plugin cleaners that
-    `options.extra` names, in order."""
+    """`text` through the cleaners `options` turns on, in order: the built-in steps whose flags are on (HTML to
+    text, NFKC, invisible characters dropped, white space normalised, lower-cased), then those `options.extra`
+    names."""
     if not options.enabled:
         return text
-    if options.html:
-        text = html_to_text(text)
-    if options.nfkc and not text.isascii():
-        text = nfkc(text)
-    if options.control_chars:
-        text = drop_control_chars(text)
-    if options.whitespace:
-        text = normalise_whitespace(text)
-    if options.lowercase:
-        text = text.lower()
-    for name in options.extra:
+    for name in enabled_cleaners(options):
         text = CLEANERS.get(name)(text)
     return text
+
+
+def enabled_cleaners(options: CleanConfig) -> list[str]:
+    """The names of the cleaners `options` turns on, in the order they run."""
+    return [name for name in BUILTIN_CLEANERS if getattr(options, name)] + list(options.extra)
 
 
 def html_to_text(text: str) -> str:
@@ -164,7 +178,7 @@ def html_to_text(text: str) -> str:
 def nfkc(text: str) -> str:
     """Unicode NFKC (full-width letters and digits become ASCII, ligatures split), except that superscripts,
     subscripts and full-width punctuation stay: NFKC would turn "x²" into "x2" and "你好，世界" into "你好,世界"."""
-    if unicodedata.is_normalized("NFKC", text):
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):  # isascii: the cheapest check first
         return text
     if not _KEPT_CHARS.search(text):
         return unicodedata.normalize("NFKC", text)
@@ -190,6 +204,13 @@ def normalise_whitespace(text: str) -> str:
     if "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
+
+
+CLEANERS.register(Cleaner("html", html_to_text))
+CLEANERS.register(Cleaner("nfkc", nfkc))
+CLEANERS.register(Cleaner("control_chars", drop_control_chars))
+CLEANERS.register(Cleaner("whitespace", normalise_whitespace))
+CLEANERS.register(Cleaner("lowercase", str.lower))
 
 
 def page_main_text(page: str | bytes, url: str | None = None) -> str:

@@ -47,13 +47,15 @@ from open_autoglm.data.readers import (
     iter_records,
 )
 from open_autoglm.data.splits import SPLITS, assign_splits, stratified_sample
+from open_autoglm.run_folder import DATA_REPORT
+from open_autoglm.tasks import TASKS
 
 BATCH_ROWS = 512
 PARALLEL_MIN_BYTES = 8 * 2**20  # below this, starting worker processes costs more than it saves
 MAX_WORKERS = 4
 SHOWN_ERRORS = 5
 STAGING = "staging.jsonl"
-QUARANTINE, REMOVED, REPORT = "quarantine.jsonl", "removed.jsonl", "data_report.json"
+QUARANTINE, REMOVED, REPORT = "quarantine.jsonl", "removed.jsonl", DATA_REPORT
 OUTPUTS = (*(f"{s}.jsonl" for s in SPLITS), QUARANTINE, REMOVED)  # what data_report.json vouches for
 KILL_AT_ENV = "AUTOGLM_FAULT_KILL_AT"  # tests/faults only: see _fault_point
 PAGE_FORMATS = frozenset({"html", "warc"})  # their readers decode each page by its own charset
@@ -158,23 +160,29 @@ def _processed_batches(
 
     workers = _worker_count(config, files)
     if workers == 1:
-        init_worker(config.data, config.task, tokenizer)
+        init_worker(config.data, task_kind(config), tokenizer)
         for batch in map(process_batch, batches()):
             yield pending.popleft(), batch
         return
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its threads
     with context.Pool(
-        workers, initializer=init_worker, initargs=(config.data, config.task, tokenizer)
+        workers, initializer=init_worker, initargs=(config.data, task_kind(config), tokenizer)
     ) as pool:
         for batch in pool.imap(process_batch, batches(), chunksize=1):
             yield pending.popleft(), batch
+
+
+def task_kind(config: Config) -> str:
+    """The built-in kind of the config's task, which decides the canonical rows (a plugin task reads as the
+    built-in task it extends)."""
+    return TASKS.get(config.task).kind
 
 
 def read_options(config: Config) -> ReadOptions:
     """How the config says its data files are read (the same for training data and evaluation files)."""
     data = config.data
     return ReadOptions(
-        task=config.task,
+        task=task_kind(config),
         text_field=data.text_field,
         label_field=data.label_field,
         columns=tuple(data.columns) if data.columns else None,
@@ -225,7 +233,7 @@ class FirstPass:
         self.quarantine, self.removed, self.staging = quarantine, removed, staging
         self.files = files
         dedup = config.data.dedup
-        self.classification = config.task == "classification"
+        self.classification = task_kind(config) == "classification"
         # per group: exact key -> staged row id, and a near-duplicate index
         self.exact: dict[str, dict[bytes, int]] = {g: {} for g in SPLITS}
         self.near = (
@@ -416,7 +424,7 @@ def _stream_into_splits(
 def _augment_train(config: Config, report: DataReport, out_dir: Path) -> None:
     from open_autoglm.data.augment import augment_rows
 
-    if config.task != "classification":
+    if task_kind(config) != "classification":
         raise ValueError(f"data.augment: augmentation is for classification, not task {config.task!r}")
     path = out_dir / "train.jsonl"
     rows = _read_jsonl(path)

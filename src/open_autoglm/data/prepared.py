@@ -20,6 +20,7 @@ from open_autoglm.atomic import atomic_open
 from open_autoglm.config import Config
 from open_autoglm.data.pipeline import OUTPUTS, REPORT, describe_output, input_files
 from open_autoglm.data.splits import LoadedData, read_written_splits
+from open_autoglm.run_folder import RunFolder
 
 PIPELINE_VERSION = 1  # bump when a change to the pipeline changes its output for the same input
 CHUNK = 2**20
@@ -48,7 +49,7 @@ def fingerprint(config: Config) -> str:
 
 def load_data(config: Config, out_dir: Path | None = None) -> LoadedData:
     """The run's splits in memory, prepared into `out_dir` (default: the run folder's `data/`) when needed."""
-    out_dir = out_dir or config.run_dir / "data"
+    out_dir = out_dir or RunFolder(config.run_dir).data
     source = config.data.train
     if isinstance(source, Path) and source.is_dir():
         return _copy_prepared(source, out_dir)

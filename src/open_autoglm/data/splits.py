@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from open_autoglm.run_folder import DATA_REPORT, read_json_object
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -70,16 +72,15 @@ def read_written_splits(out_dir: Path) -> LoadedData:
                 splits[split] = [
                     _json_row(path, number, line) for number, line in enumerate(handle, 1) if line.strip()
                 ]
-    report_path = out_dir / "data_report.json"
-    report = (
-        _json_row(report_path, 0, report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
-    )
+    report_path = out_dir / DATA_REPORT
+    fix = "run `autoglm data prepare --force`"
+    report = read_json_object(report_path, "a data report", fix) if report_path.exists() else {}
     return LoadedData(splits=splits, report=report)
 
 
 def _json_row(path: Path, line: int, text: str) -> dict[str, Any]:
-    """One JSON object of a prepared file (line 0: the whole file); an error names the file and the line."""
-    where = f"{path}:{line}" if line else str(path)
+    """One JSON object of a prepared split file; an error names the file and the line."""
+    where = f"{path}:{line}"
     try:
         row = json.loads(text)
     except json.JSONDecodeError as err:

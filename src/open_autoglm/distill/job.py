@@ -16,11 +16,11 @@ from open_autoglm.distill.report import LATENCY_EXAMPLES, ModelMeasure, as_rows,
 from open_autoglm.evaluate.rows import evaluation_rows
 from open_autoglm.evaluate.scoring import ScoringOptions
 from open_autoglm.models import choose_placement, load_finetuned
+from open_autoglm.run_folder import RunFolder, RunSummary, write_summary
 from open_autoglm.tasks import TASKS
 from open_autoglm.train.distillation import load_teacher
 from open_autoglm.train.job import run_train
 
-DISTILL_REPORT = "distill_report.json"
 logger = logging.getLogger(__name__)
 
 
@@ -32,9 +32,9 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
         )
     if not config.distill.teacher:
         raise ValueError("distillation needs a teacher: pass --teacher PATH or set distill.teacher")
-    summary = run_train(config)
-    run_dir = config.run_dir
-    student_dir = run_dir / "model"
+    summary = RunSummary.from_json(run_train(config))
+    folder = RunFolder(config.run_dir)
+    student_dir = folder.model
 
     rows = evaluation_rows(config, None).rows
     student, tokenizer, meta = load_finetuned(student_dir, trust_remote_code=config.model.trust_remote_code)
@@ -47,7 +47,9 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
         objective=meta["objective"],
     )
     device = choose_placement(config.model.device, config.model.precision).device
-    measured = measure("student", student_dir, student.to(device), tokenizer, config.task, rows, options)
+    measured = measure(
+        "student", student_dir, student.to(device), tokenizer, TASKS.get(config.task).kind, rows, options
+    )
     del student  # one model in memory at a time
     teacher_model, teacher_tokenizer = load_teacher(
         config.distill.teacher, meta["objective"], trust_remote_code=config.model.trust_remote_code
@@ -57,19 +59,19 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
         config.distill.teacher,
         teacher_model.to(device).eval(),
         teacher_tokenizer,
-        config.task,
+        TASKS.get(config.task).kind,
         rows,
         options,
     )
     report = build_report(config, summary, teacher_measured, measured, len(rows))
-    write_json(run_dir / DISTILL_REPORT, report)
-    summary["distill"] = report
-    write_json(run_dir / "summary.json", summary)
+    write_json(folder.distill_report, report)
+    summary.sections["distill"] = report
+    write_summary(folder.summary, summary)
     return report
 
 
 def build_report(
-    config: Config, summary: dict[str, Any], teacher: ModelMeasure, student: ModelMeasure, rows: int
+    config: Config, summary: RunSummary, teacher: ModelMeasure, student: ModelMeasure, rows: int
 ) -> dict[str, Any]:
     task = TASKS.get(config.task)
     return {
@@ -79,6 +81,6 @@ def build_report(
         "rows": rows,
         "models": as_rows(teacher, student),
         "student_vs_teacher": comparison(teacher, student, task.metric),
-        "settings": config.distill.model_dump(mode="json") | {"student": summary["model"]},
-        "train_steps": summary["compute"]["train_steps"],
+        "settings": config.distill.model_dump(mode="json") | {"student": summary.model},
+        "train_steps": summary.compute["train_steps"],
     }

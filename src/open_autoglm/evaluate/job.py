@@ -24,12 +24,11 @@ from open_autoglm.evaluate.scoring import Scored, ScoringOptions, score
 from open_autoglm.evaluate.speed import speed_report
 from open_autoglm.models import choose_placement, load_finetuned, load_model
 from open_autoglm.monitor import PeakMemory, ResourceMonitor
+from open_autoglm.run_folder import RunFolder
 from open_autoglm.tasks import TASKS
 from open_autoglm.versions import versions
 
 logger = logging.getLogger(__name__)
-EVAL_FILE = "eval.json"
-RESOURCES_FILE = "resources-eval.jsonl"
 
 
 @dataclass
@@ -72,12 +71,12 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
         extra_metrics=tuple(config.train.metrics),
     )
 
-    with ResourceMonitor(out_dir / RESOURCES_FILE):
+    with ResourceMonitor(RunFolder(out_dir).eval_resources):
         data = evaluation_rows(config, options.data)
         n = len(data.rows)
         logger.info("evaluating %s on %d rows (%s)", options.model, n, data.source)
         with PeakMemory() as peak:
-            scored = score(config.task, model, tokenizer, data.rows, scoring)
+            scored = score(task.kind, model, tokenizer, data.rows, scoring)
         intervals = {
             name: list(confidence_interval(statistic, n, seed=config.train.seed))
             for name, statistic in scored.statistics.items()
@@ -87,7 +86,7 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
             del model  # one model in memory at a time
             set_seed(config.train.seed)  # an untrained classifier head is random: the same one every run
             base = _pretrained(meta, tokenizer.pad_token_id, placement.device)
-            untuned = score(config.task, base, tokenizer, data.rows, scoring)
+            untuned = score(task.kind, base, tokenizer, data.rows, scoring)
             baselines.append(
                 {
                     "name": "pretrained",
@@ -138,7 +137,9 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 2),
         "versions": versions(),
     }
-    write_json(out_dir / EVAL_FILE, result)  # whole or not at all: a failed eval keeps the earlier eval.json
+    write_json(
+        RunFolder(out_dir).eval, result
+    )  # whole or not at all: a failed eval keeps the earlier eval.json
     return result
 
 

@@ -3,13 +3,13 @@ direction by more than a tolerance against a baseline (the pretrained model, or 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from open_autoglm.evaluate.metrics import metric_is_higher_better
+from open_autoglm.run_folder import read_summary
 
 
 @dataclass
@@ -73,21 +73,10 @@ def read_baseline_summary(path: Path) -> dict[str, float]:
     """The best model's metrics in an earlier run's summary.json: on its test split when it was scored there
     (best.test), else best.metrics."""
     try:
-        text = path.read_text(encoding="utf-8")
+        summary = read_summary(path, "a run summary to compare with")
     except FileNotFoundError:
         raise FileNotFoundError(f"baseline summary {path} does not exist") from None
-    except OSError as error:
-        raise ValueError(f"cannot read baseline summary {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"baseline summary {path} is not UTF-8 text (byte {error.start}): not a summary.json"
-        ) from None
-    try:
-        summary = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"baseline summary {path} is not valid JSON: {error}") from None
-    best = summary.get("best") if isinstance(summary, dict) else None
-    chosen = (best.get("test") or best.get("metrics")) if isinstance(best, dict) else None
+    chosen = summary.test or summary.best.get("metrics")
     numbers = {
         name: float(value)
         for name, value in (chosen.items() if isinstance(chosen, dict) else ())

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.config import Config
-from open_autoglm.data.pipeline import read_options
+from open_autoglm.data.pipeline import read_options, task_kind
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.process import RowProcessor
 from open_autoglm.data.readers import read_records
+from open_autoglm.run_folder import RunFolder
 
 
 @dataclass
@@ -25,10 +26,10 @@ def evaluation_rows(config: Config, data_file: Path | None) -> EvaluationRows:
         loaded = load_data(config)
         if not loaded.splits.get("test"):
             raise ValueError(
-                f"{config.run_dir / 'data'} has no test split: set data.test (a file) or data.test_ratio > 0, "
+                f"{RunFolder(config.run_dir).data} has no test split: set data.test (a file) or data.test_ratio > 0, "
                 "or evaluate a file with --data FILE"
             )
-        return EvaluationRows(loaded.splits["test"], f"test split of {config.run_dir / 'data'}")
+        return EvaluationRows(loaded.splits["test"], f"test split of {RunFolder(config.run_dir).data}")
     return _file_rows(config, data_file)
 
 
@@ -38,7 +39,7 @@ def _file_rows(config: Config, path: Path) -> EvaluationRows:
     data = config.data
     good, bad = read_records(path, read_options(config), data.format, max_bad_ratio=data.max_bad_ratio)
     unfiltered = data.model_copy(update={"filter": data.filter.model_copy(update={"enabled": False})})
-    processor = RowProcessor(unfiltered, config.task)
+    processor = RowProcessor(unfiltered, task_kind(config))
     return EvaluationRows(
         rows=[processor.process(record.data).data for record in good],
         source=str(path),

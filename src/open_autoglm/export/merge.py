@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from open_autoglm.atomic import staged_path, write_json
-from open_autoglm.models import AUTOGLM_META, load_finetuned
+from open_autoglm.atomic import staged_path
+from open_autoglm.models import load_finetuned
+from open_autoglm.run_folder import ModelFolder, ModelMeta, write_model_meta
 from open_autoglm.versions import versions
 
 MERGE_ATOL = 1e-4  # fp32 merging reorders a few additions; anything larger means the merge changed the model
@@ -94,4 +95,4 @@ def _save_full(
         model.save_pretrained(str(partial), safe_serialization=True)  # type: ignore[operator]
         tokenizer.save_pretrained(str(partial))
         merged_meta = meta | {"merged_from": meta.get("method"), "versions": versions()}
-        write_json(partial / AUTOGLM_META, merged_meta)
+        write_model_meta(partial, ModelMeta.from_json(merged_meta, ModelFolder(out_dir).meta))

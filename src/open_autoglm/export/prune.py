@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from open_autoglm.atomic import staged_path, write_json
-from open_autoglm.models import AUTOGLM_META
+from open_autoglm.atomic import staged_path
 from open_autoglm.models.pruned import PRUNED_KEY, encoder_layers, pruned_record, shrink_layer
+from open_autoglm.run_folder import ModelFolder, ModelMeta, write_model_meta
 from open_autoglm.versions import versions
 
 SCORING_BATCH = 16
@@ -176,7 +176,8 @@ def save_pruned(
         partial.mkdir()
         model.save_pretrained(str(partial), safe_serialization=True)  # type: ignore[operator]
         tokenizer.save_pretrained(str(partial))
-        write_json(partial / AUTOGLM_META, meta | {PRUNED_KEY: record, "versions": versions()})
+        pruned_meta = meta | {PRUNED_KEY: record, "versions": versions()}
+        write_model_meta(partial, ModelMeta.from_json(pruned_meta, ModelFolder(out_dir).meta))
 
 
 def _parameters(model: nn.Module) -> int:

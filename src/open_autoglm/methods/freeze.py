@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field
 from torch import nn
 
 from open_autoglm.config.base import StrictModel
-from open_autoglm.methods.base import BaseMethod, MethodContext, MethodNotApplicable, register_method
+from open_autoglm.methods.base import (
+    METHODS,
+    BaseMethod,
+    MethodContext,
+    MethodNotApplicable,
+    ModelShape,
+)
 
 # Final norms sit between the top layer and the head; they train with the top layers.
 _FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
@@ -31,7 +38,7 @@ def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
     return best
 
 
-@register_method
+@METHODS.register
 class FreezeMethod(BaseMethod):
     name: ClassVar[str] = "freeze"
     params_cls = FreezeParams
@@ -47,3 +54,11 @@ class FreezeMethod(BaseMethod):
             if leaf in _FINAL_NORM_NAMES or any(name == h or name.endswith("." + h) for h in ctx.head_names):
                 module.requires_grad_(True)
         return model
+
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return cls.blocks_with_activations(shape, params) * shape.layer_params
+
+    @classmethod
+    def blocks_with_activations(cls, shape: ModelShape, params: Mapping[str, Any]) -> int:
+        return min(params["layers"], shape.layers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -9,7 +10,15 @@ from torch import nn
 from transformers import TrainerCallback
 
 from open_autoglm.config.base import StrictModel
-from open_autoglm.methods.base import BaseMethod, MethodContext, MethodNotApplicable, register_method
+from open_autoglm.methods.base import (
+    METHODS,
+    TASKS_ALL,
+    BaseMethod,
+    MethodContext,
+    MethodNotApplicable,
+    MethodSpace,
+    ModelShape,
+)
 from open_autoglm.methods.peft_glue import get_peft_model_or_explain, modules_to_save, peft_task_type
 
 TargetModules = list[str] | Literal["all-linear"] | None
@@ -26,9 +35,40 @@ class LoraParams(StrictModel):
     rslora: bool = Field(False, description="rank-stabilised scaling alpha / sqrt(r)")
 
 
+# Parameter-efficient methods train few weights from a good start and want rates about 10x those of full
+# fine-tuning. Generation (sft, pretrain) searches higher ranks than classification, whose head is new anyway.
+LORA_SPACES = {
+    "classification": MethodSpace(
+        lr=(1.0e-4, 5.0e-3),
+        params={"r": [4, 8, 16, 32], "dropout": {"type": "float", "low": 0.0, "high": 0.2}},
+    ),
+    "sft": MethodSpace(
+        lr=(5.0e-5, 2.0e-3),
+        params={
+            "r": [8, 16, 32, 64],
+            "alpha": [16, 32, 64],
+            "dropout": {"type": "float", "low": 0.0, "high": 0.1},
+        },
+    ),
+    "pretrain": MethodSpace(lr=(1.0e-4, 3.0e-3), params={"r": [16, 32, 64]}),
+}
+
+
+def lora_width(shape: ModelShape, params: Mapping[str, Any]) -> int:
+    """Sum of (in + out) features over one block's target matrices: a rank-r update adds r times this."""
+    targets = params.get("target_modules")
+    if targets == "all-linear":  # q, k, v, o and the MLP's up and down
+        return 4 * 2 * shape.hidden + 2 * (shape.hidden + shape.intermediate)
+    return len(targets or ("query", "value")) * 2 * shape.hidden  # peft's default targets query and value
+
+
+@METHODS.register
 class LoraMethod(BaseMethod):
     name: ClassVar[str] = "lora"
     params_cls: ClassVar[type[StrictModel]] = LoraParams
+    tasks = TASKS_ALL | {"multitask"}
+    search_spaces = LORA_SPACES
+    lr_param = "lr_peft"
     use_dora: ClassVar[bool] = False
 
     def apply(self, model: nn.Module, params: Any, ctx: MethodContext) -> nn.Module:
@@ -47,16 +87,24 @@ class LoraMethod(BaseMethod):
         )
         return get_peft_model_or_explain(model, config, self.name)
 
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return shape.layers * params["r"] * lora_width(shape, params)
 
-register_method(LoraMethod)
 
-
-@register_method
+@METHODS.register
 class DoraMethod(LoraMethod):
     """Weight-decomposed LoRA: magnitude and direction trained apart."""
 
     name: ClassVar[str] = "dora"
+    tasks = TASKS_ALL  # multitask is not tried with DoRA
     use_dora: ClassVar[bool] = True
+
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return (
+            shape.layers * (params["r"] + 0.5) * lora_width(shape, params)
+        )  # + a magnitude per output feature
 
 
 class AdaLoraParams(StrictModel):
@@ -70,7 +118,7 @@ class AdaLoraParams(StrictModel):
     target_modules: TargetModules = None
 
 
-@register_method
+@METHODS.register
 class AdaLoraMethod(BaseMethod):
     """AdaLoRA reallocates rank between matrices during training; it needs the run's total steps."""
 
@@ -105,6 +153,10 @@ class AdaLoraMethod(BaseMethod):
     def callbacks(self, model: nn.Module) -> list[TrainerCallback]:
         return [_AdaLoraBudgetCallback(model)]
 
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return shape.layers * params["init_r"] * lora_width(shape, params)  # the budget before pruning
+
 
 class _AdaLoraBudgetCallback(TrainerCallback):
     """AdaLoRA must see the gradients after each optimizer step (before they are zeroed) to reallocate rank."""
@@ -123,12 +175,18 @@ class Ia3Params(StrictModel):
     )
 
 
-@register_method
+@METHODS.register
 class Ia3Method(BaseMethod):
     """(IA)^3: learned vectors that rescale keys, values and FFN activations."""
 
     name: ClassVar[str] = "ia3"
     params_cls = Ia3Params
+    # Scaling activations wants rates higher still than the other parameter-efficient methods.
+    search_spaces = {
+        "classification": MethodSpace(lr=(1.0e-3, 5.0e-2)),
+        "sft": MethodSpace(lr=(5.0e-4, 2.0e-2)),
+    }
+    lr_param = "lr_ia3"
 
     def apply(self, model: nn.Module, params: Ia3Params, ctx: MethodContext) -> nn.Module:
         from peft import IA3Config
@@ -140,3 +198,7 @@ class Ia3Method(BaseMethod):
             modules_to_save=modules_to_save(ctx),
         )
         return get_peft_model_or_explain(model, config, self.name)
+
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return shape.layers * (2 * shape.hidden + shape.intermediate)  # scales keys, values, FFN inputs

@@ -7,13 +7,20 @@ sequence classification or causal LM. Masked-LM pretraining is refused with a cl
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field
 from torch import nn
 
 from open_autoglm.config.base import StrictModel
-from open_autoglm.methods.base import BaseMethod, MethodContext, MethodNotApplicable, register_method
+from open_autoglm.methods.base import (
+    METHODS,
+    BaseMethod,
+    MethodContext,
+    MethodNotApplicable,
+    ModelShape,
+)
 from open_autoglm.methods.peft_glue import get_peft_model_or_explain, modules_to_save, peft_task_type
 
 
@@ -50,7 +57,7 @@ class _SoftPromptMethod(BaseMethod):
         """The peft config of this soft-prompt method."""
 
 
-@register_method
+@METHODS.register
 class PrefixMethod(_SoftPromptMethod):
     name: ClassVar[str] = "prefix"
     params_cls = PrefixParams
@@ -64,8 +71,16 @@ class PrefixMethod(_SoftPromptMethod):
             prefix_projection=params.projection,
         )
 
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        """A key and a value per layer and virtual token, or (projection) an embedding and a 2-layer MLP to them."""
+        tokens, per_token = params["num_virtual_tokens"], 2 * shape.layers * shape.hidden
+        if params["projection"]:  # peft sizes the MLP's hidden layer like the model's
+            return tokens * shape.hidden + shape.hidden * shape.hidden + shape.hidden * per_token
+        return tokens * per_token
 
-@register_method
+
+@METHODS.register
 class PromptMethod(_SoftPromptMethod):
     name: ClassVar[str] = "prompt"
     params_cls = PromptParams
@@ -75,8 +90,12 @@ class PromptMethod(_SoftPromptMethod):
 
         return PromptTuningConfig(task_type=task_type, num_virtual_tokens=params.num_virtual_tokens)
 
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return params["num_virtual_tokens"] * shape.hidden
 
-@register_method
+
+@METHODS.register
 class PtuningMethod(_SoftPromptMethod):
     name: ClassVar[str] = "ptuning"
     params_cls = PtuningParams
@@ -89,3 +108,9 @@ class PtuningMethod(_SoftPromptMethod):
             num_virtual_tokens=params.num_virtual_tokens,
             encoder_hidden_size=params.encoder_hidden_size,
         )
+
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        """The virtual-token embeddings and the prompt encoder's MLP."""
+        width = params["encoder_hidden_size"]
+        return params["num_virtual_tokens"] * shape.hidden + width * (2 * shape.hidden + width)

@@ -3,10 +3,10 @@
 from open_autoglm.models.device import Placement, choose_placement
 from open_autoglm.models.loading import (
     AUTOGLM_META,
+    has_masked_lm_head,
     load_finetuned,
     load_model,
     load_tokenizer,
-    objective_for,
     resolve_model_path,
 )
 
@@ -17,6 +17,6 @@ __all__ = [
     "load_finetuned",
     "load_model",
     "load_tokenizer",
-    "objective_for",
+    "has_masked_lm_head",
     "resolve_model_path",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +22,9 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 
 from open_autoglm.config.sections import ModelConfig
 from open_autoglm.models.pruned import PRUNED_KEY, restore_pruned_shapes
+from open_autoglm.run_folder import MODEL_META as AUTOGLM_META
+from open_autoglm.run_folder import ModelFolderError, ModelMeta, read_model_meta
 
-AUTOGLM_META = "autoglm.json"  # written beside every saved model: task, labels, base model, method
 AUTO_CLASSES: dict[str, Any] = {
     "seq_cls": AutoModelForSequenceClassification,
     "causal_lm": AutoModelForCausalLM,
@@ -67,14 +67,10 @@ def resolve_model_path(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def objective_for(task: str, model_path: str, model_cfg: ModelConfig) -> str:
-    """seq_cls for classification, causal_lm for SFT, and for pretraining what the architecture supports."""
-    if task == "classification":
-        return "seq_cls"
-    if task == "sft":
-        return "causal_lm"
+def has_masked_lm_head(model_path: str, model_cfg: ModelConfig) -> bool:
+    """Whether the architecture has a masked-LM head class (encoders do; decoders pretrain as causal LMs)."""
     config = AutoConfig.from_pretrained(model_path, **_hub_kwargs(model_cfg))
-    return "masked_lm" if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "causal_lm"
+    return config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def load_tokenizer(model_path: str, model_cfg: ModelConfig) -> PreTrainedTokenizerBase:
@@ -122,49 +118,17 @@ def load_model(
     return model, tuple(new_modules)
 
 
-class ModelFolderError(ValueError):
-    """A model folder that cannot be loaded as it is; the message names the file and what is wrong."""
-
-
-_REQUIRED_META = ("task", "objective")  # what every loader of a model folder reads
-
-
-def read_meta(folder: str | Path) -> dict[str, Any]:
-    """autoglm.json of a model folder, checked for what loading needs.
+def read_meta(folder: str | Path) -> ModelMeta:
+    """autoglm.json of a model folder, checked for what loading needs (an objective this version loads).
 
     A truncated file, another version's layout or a hand-edited one must fail with the file's name and what is
     wrong, not as a KeyError deep inside loading. Unknown keys are left alone (artifacts load leniently).
     """
-    meta_file = Path(folder) / AUTOGLM_META
-    if not meta_file.is_file():
-        raise FileNotFoundError(
-            f"{folder}: no {AUTOGLM_META}; is this a model folder written by autoglm train?"
-        )
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ModelFolderError(f"{meta_file}: not UTF-8 text (bad byte at offset {err.start})") from None
-    except json.JSONDecodeError as err:
+    meta = read_model_meta(Path(folder))
+    if meta.objective not in AUTO_CLASSES:
         raise ModelFolderError(
-            f"{meta_file}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); the file is truncated or damaged"
-        ) from None
-    if not isinstance(meta, dict):
-        raise ModelFolderError(f"{meta_file}: expected a JSON object, found a JSON {type(meta).__name__}")
-    missing = [key for key in _REQUIRED_META if key not in meta]
-    if missing:
-        written_by = (meta.get("versions") or {}).get("open-autoglm", "an unknown version")
-        raise ModelFolderError(
-            f"{meta_file}: missing key {', '.join(map(repr, missing))} (written by open-autoglm {written_by})"
+            f"{Path(folder) / AUTOGLM_META}: objective {meta.objective!r} is not one of {', '.join(AUTO_CLASSES)}"
         )
-    if meta["objective"] not in AUTO_CLASSES:
-        raise ModelFolderError(
-            f"{meta_file}: objective {meta['objective']!r} is not one of {', '.join(AUTO_CLASSES)}"
-        )
-    for key, kind in (("model", dict), ("labels", list)):
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise ModelFolderError(
-                f"{meta_file}: {key!r} must be a JSON {kind.__name__}, found {meta[key]!r}"
-            )
     return meta
 
 
@@ -202,7 +166,7 @@ def load_finetuned(
     model was loaded with, so whatever loads its base model again follows the same decision.
     """
     path = Path(path)
-    meta = read_meta(path)
+    meta = read_meta(path).to_json()
     model_cfg = saved_model_config(meta, path, trust_remote_code)
     meta = meta | {"model": model_cfg.model_dump(mode="json")}
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)

@@ -38,7 +38,7 @@ class TaskData:
 
 def task_config(config: Config, task: TaskSpec) -> Config:
     """The run's config as a classification run on this task's data (what the data pipeline expects)."""
-    return config.model_copy(update={"task": "classification", "data": task.data})
+    return config.model_copy(update={"recipe": "single", "task": "classification", "data": task.data})
 
 
 def load_task(config: Config, task: TaskSpec, data_dir: Path, tokenizer: PreTrainedTokenizerBase) -> TaskData:

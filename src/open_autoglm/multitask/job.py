@@ -1,4 +1,4 @@
-"""`task: multitask`: several labelled classification tasks sharing one backbone, top to bottom.
+"""`recipe: multitask`: several labelled classification tasks sharing one backbone, top to bottom.
 
 config → each task's data → tokenizer, backbone, method, heads → sampling and loss weighting → train
 (resuming from the last finished epoch) → evaluate every task on validation and test → save → summary.
@@ -12,7 +12,6 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from open_autoglm.atomic import write_json
 from open_autoglm.config import Config, dump_config
 from open_autoglm.distributed import is_main_process, main_process_first, sharded_training
 from open_autoglm.models import choose_placement, load_tokenizer, resolve_model_path
@@ -29,22 +28,24 @@ from open_autoglm.multitask.model import (
 from open_autoglm.multitask.sampling import task_probabilities
 from open_autoglm.multitask.weighting import WEIGHTINGS
 from open_autoglm.run_config_check import check_resume_compatible
+from open_autoglm.run_folder import RunFolder, RunSummary, write_summary
 from open_autoglm.train.method_setup import count_parameters
 from open_autoglm.versions import versions
 
 
 def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     """Train one backbone on every task of `config.multitask`; write the run folder; return the summary."""
-    if config.task != "multitask":
-        raise ValueError(f"run_multitask needs task: multitask, got {config.task!r}")
+    if config.recipe != "multitask":
+        raise ValueError(f"run_multitask needs recipe: multitask, got {config.recipe!r}")
     check_supported(config)
     started = time.perf_counter()
     run_dir = config.run_dir
-    if resume and ((run_dir / "summary.json").exists() or (run_dir / "checkpoint").exists()):
+    folder = RunFolder(run_dir)
+    if resume and (folder.summary.exists() or folder.checkpoints.exists()):
         check_resume_compatible(run_dir, config)  # a changed config must not continue this run's epochs
     if is_main_process():  # under accelerate launch / torchrun rank 0 writes the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(config, run_dir / "config.yaml")
+        dump_config(config, folder.config)
     set_seed(config.train.seed)
     placement = choose_placement(config.model.device, config.model.precision)
     mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[placement.precision]
@@ -55,8 +56,7 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     tokenizer = load_tokenizer(model_path, config.model)
     with main_process_first():  # rank 0 prepares the data, the others reuse it
         tasks = [
-            load_task(config, spec, run_dir / "data" / spec.name, tokenizer)
-            for spec in config.multitask.tasks
+            load_task(config, spec, folder.data / spec.name, tokenizer) for spec in config.multitask.tasks
         ]
 
     # 2. Shared backbone with the method applied, one head per task.
@@ -92,7 +92,7 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
         tokenizer,
         accelerator,
         settings,
-        (run_dir / "metrics.jsonl", run_dir / "checkpoint"),
+        (folder.metrics, folder.checkpoints),
         lambda: flatten(evaluate("validation")),
         resume,
     )
@@ -103,13 +103,13 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
         metrics["test"] = evaluate("test")
     trainable, total = count_parameters(model)  # before saving merges any LoRA weights into the backbone
     if accelerator.is_main_process:
-        save_multitask(model, tokenizer, run_dir / "model", model_meta(config, model_path, tasks))
+        save_multitask(model, tokenizer, folder.model, model_meta(config, model_path, tasks))
     summary = build_summary(config, tasks, probabilities, metrics, result, time.perf_counter() - started)
-    summary["placement"] = {"device": placement.device, "precision": placement.precision}
-    summary["parameters"] = {"trainable": trainable, "total": total}
+    summary.placement = {"device": placement.device, "precision": placement.precision}
+    summary.parameters = {"trainable": trainable, "total": total}
     if accelerator.is_main_process:
-        write_json(run_dir / "summary.json", summary)
-    return summary
+        write_summary(folder.summary, summary)
+    return summary.to_json()
 
 
 def check_supported(config: Config) -> None:
@@ -129,7 +129,7 @@ def check_supported(config: Config) -> None:
     }
     bad = [key for key, is_bad in unsupported.items() if is_bad]
     if bad:
-        raise ValueError(f"task: multitask does not support: {'; '.join(bad)}")
+        raise ValueError(f"recipe: multitask does not support: {'; '.join(bad)}")
 
 
 def loop_settings(config: Config) -> LoopSettings:
@@ -178,21 +178,21 @@ def build_summary(
     metrics: dict[str, dict[str, dict[str, float]]],
     result: LoopResult,
     seconds: float,
-) -> dict[str, Any]:
-    """summary.json in the contract's shape; `metric` is the mean accuracy over tasks, per-task entries beside it."""
+) -> RunSummary:
+    """summary.json; `metric` is the mean accuracy over tasks, per-task entries beside it."""
     validation, test = flatten(metrics["validation"]), flatten(metrics["test"]) if "test" in metrics else None
     baseline_split = "test" if test is not None else "validation"
     majority = {t.name: t.majority_accuracy(baseline_split) for t in tasks}
     baseline = {"majority_accuracy": sum(majority.values()) / len(majority)}
     baseline |= {f"{task}/majority_accuracy": value for task, value in majority.items()}
     mt = config.multitask
-    return {
-        "task": "multitask",
-        "metric": "accuracy",
-        "greater_is_better": True,
-        "method": config.method.name,
-        "model": config.model.name,
-        "best": {
+    return RunSummary(
+        task="multitask",
+        metric="accuracy",
+        greater_is_better=True,
+        method=config.method.name,
+        model=config.model.name,
+        best={
             "params": {
                 "method.name": config.method.name,
                 "train.lr": config.train.lr,
@@ -205,25 +205,27 @@ def build_summary(
             "validation": validation,
             "test": test,
         },
-        "baseline": {"metrics": baseline, "split": baseline_split},
-        "trials": {"complete": 1, "pruned": 0, "failed": 0},
-        "compute": {
+        baseline={"metrics": baseline, "split": baseline_split},
+        trials={"complete": 1, "pruned": 0, "failed": 0},
+        compute={
             "train_steps": result.steps,
             "train_examples": result.examples,
             "seconds": round(seconds, 2),
             "train_seconds": round(result.seconds, 2),
         },
-        "tasks": {
-            t.name: {
-                "labels": t.labels,
-                "rows": {split: t.rows(split) for split in t.encoded},
-                "sampling_probability": p,
-                "validation": metrics["validation"][t.name],
-                "test": metrics.get("test", {}).get(t.name),
-                "majority_accuracy": majority[t.name],
-            }
-            for t, p in zip(tasks, probabilities, strict=True)
+        versions=versions(),
+        sections={
+            "tasks": {
+                t.name: {
+                    "labels": t.labels,
+                    "rows": {split: t.rows(split) for split in t.encoded},
+                    "sampling_probability": p,
+                    "validation": metrics["validation"][t.name],
+                    "test": metrics.get("test", {}).get(t.name),
+                    "majority_accuracy": majority[t.name],
+                }
+                for t, p in zip(tasks, probabilities, strict=True)
+            },
+            "resumed_from_epoch": result.resumed_from_epoch,
         },
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "versions": versions(),
-    }
+    )

@@ -32,8 +32,8 @@ from open_autoglm.multitask.data import TaskData, collate
 from open_autoglm.multitask.model import MultitaskModel
 from open_autoglm.multitask.sampling import BatchStream, draw_tasks
 from open_autoglm.multitask.weighting import LossWeighting
+from open_autoglm.run_folder import PROGRESS, read_json_object
 
-PROGRESS_FILE = "progress.json"  # beside Accelerate's state: the last finished epoch and step
 SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
@@ -109,9 +109,9 @@ def train_loop(
         weighting.across_processes(lambda t: accelerator.reduce(t, reduction="sum"))
 
     step, start_epoch, resumed = 0, 0, None
-    if resume and (checkpoint_dir / PROGRESS_FILE).exists():
+    if resume and (checkpoint_dir / PROGRESS).exists():
         accelerator.load_state(str(checkpoint_dir))
-        step, epoch = _read_progress(checkpoint_dir / PROGRESS_FILE)
+        step, epoch = _read_progress(checkpoint_dir / PROGRESS)
         start_epoch, resumed = epoch + 1, epoch
     elif accelerator.is_main_process:
         metrics_file.unlink(missing_ok=True)  # a fresh start: nothing of an earlier attempt may mix in
@@ -144,7 +144,7 @@ def train_loop(
         _log(metrics_file, accelerator, step, epoch + 1, "validation", evaluate())
         accelerator.save_state(str(checkpoint_dir))
         if accelerator.is_main_process:
-            write_json(checkpoint_dir / PROGRESS_FILE, {"epoch": epoch, "step": step})
+            write_json(checkpoint_dir / PROGRESS, {"epoch": epoch, "step": step})
     bar.close()
     examples = step * settings.batch_size * len(tasks) * accelerator.num_processes
     return LoopResult(step, examples, time.perf_counter() - started, resumed)
@@ -185,13 +185,12 @@ def _average_across_processes(params: Sequence[torch.nn.Parameter], accelerator:
 
 def _read_progress(path: Path) -> tuple[int, int]:
     """(step, epoch) of the last finished epoch; an unreadable file is named, not a KeyError."""
+    fix = "start afresh with --no-resume"
+    done = read_json_object(path, "a progress record", fix)
     try:
-        done = json.loads(path.read_text(encoding="utf-8"))
         return int(done["step"]), int(done["epoch"])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not a progress record ({type(err).__name__}: {err}); start afresh with --no-resume"
-        ) from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a progress record ({type(err).__name__}: {err}); {fix}") from None
 
 
 def _log(

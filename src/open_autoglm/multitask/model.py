@@ -8,7 +8,6 @@ A first-token ([CLS]) head would rely on a token those models never trained as a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,12 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 
 from open_autoglm.atomic import write_json
 from open_autoglm.config.sections import MethodConfig, ModelConfig
-from open_autoglm.methods import METHODS as REGISTERED_METHODS
-from open_autoglm.methods import MethodContext
+from open_autoglm.methods import METHODS, MethodContext
+from open_autoglm.methods.params import method_params
 from open_autoglm.models.pooling import mean_pool
+from open_autoglm.run_folder import MULTITASK_META, ModelFolder, read_json_object
 from open_autoglm.versions import versions
 
-METHODS = ("full", "lora")
-META_FILE = "multitask.json"
 HEADS_FILE = "heads.safetensors"
 BACKBONE_DIR = "backbone"
 
@@ -58,13 +56,16 @@ def load_backbone(model_path: str, model_cfg: ModelConfig) -> nn.Module:
 
 
 def apply_method(backbone: nn.Module, method: MethodConfig) -> nn.Module:
-    """full: every backbone weight trains; lora: peft LoRA adapters on the backbone (the heads always train)."""
-    if method.name == "full":
-        return backbone.requires_grad_(True)
-    if method.name == "lora":  # the lora method of `autoglm train`, on a bare encoder (no peft task head)
-        ctx = MethodContext(task="multitask", objective="features")
-        return REGISTERED_METHODS.get("lora")().apply(backbone, method.params(), ctx)
-    raise ValueError(f"task: multitask supports method.name {' or '.join(METHODS)}, got {method.name!r}")
+    """The configured method on the bare encoder, through the registry as `autoglm train` applies it (no task
+    head: the heads always train); methods that can adapt a shared encoder list "multitask" in their `tasks`."""
+    method_cls = METHODS.get(method.name)
+    if "multitask" not in method_cls.tasks:
+        supported = [name for name in METHODS.names() if "multitask" in METHODS.get(name).tasks]
+        raise ValueError(
+            f"recipe: multitask supports method.name {' or '.join(supported)}, got {method.name!r}"
+        )
+    ctx = MethodContext(task="multitask", objective="features")
+    return method_cls().apply(backbone, method_params(method), ctx)
 
 
 def last_shared_layer(backbone: nn.Module) -> list[nn.Parameter]:
@@ -102,7 +103,7 @@ def save_multitask(
         "backbone": BACKBONE_DIR,
         "versions": versions(),
     }
-    write_json(model_dir / META_FILE, meta)
+    write_json(ModelFolder(model_dir).multitask_meta, meta)
 
 
 def load_multitask(
@@ -116,9 +117,11 @@ def load_multitask(
     from transformers import AutoTokenizer
 
     model_dir = Path(model_dir)
-    meta_file = model_dir / META_FILE
+    meta_file = ModelFolder(model_dir).multitask_meta
     if not meta_file.is_file():
-        raise FileNotFoundError(f"{model_dir}: no {META_FILE}; is this a model folder of a multitask run?")
+        raise FileNotFoundError(
+            f"{model_dir}: no {MULTITASK_META}; is this a model folder of a multitask run?"
+        )
     meta = _read_meta(meta_file)
     model_cfg = ModelConfig(trust_remote_code=trust_remote_code)
     backbone = load_backbone(str(model_dir / meta["backbone"]), model_cfg)
@@ -131,13 +134,10 @@ def load_multitask(
 
 def _read_meta(path: Path) -> dict[str, Any]:
     """multitask.json with the keys `load_multitask` needs; a damaged or other-version file is named."""
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    missing = [k for k in ("backbone", "heads_file", "tasks") if not isinstance(meta, dict) or k not in meta]
+    meta = read_json_object(path, "a multitask model's metadata")
+    missing = [k for k in ("backbone", "heads_file", "tasks") if k not in meta]
     if missing:
         raise ValueError(
             f"{path}: no {', '.join(missing)} (not a multitask model's metadata, or another version)"
         )
-    return dict(meta)
+    return meta

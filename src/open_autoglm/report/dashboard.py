@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIServer, make_server
 from optuna.storages import BaseStorage
 
 from open_autoglm.report.info import study_storage
+from open_autoglm.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -34,12 +35,14 @@ logger = logging.getLogger(__name__)
 def dashboard_storage(run_dir: Path) -> str | BaseStorage:
     """The storage `tune` keeps the run's study in; an error that says so when the run has none."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no config.yaml")
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {folder.config.name}")
     storage = study_storage(run_dir)
     if storage is None:
         raise FileNotFoundError(
-            f"{run_dir} has no study (no study.db or study.journal): `autoglm tune` makes one, "
+            f"{run_dir} has no study (no {folder.study_db.name} or {folder.study_journal.name}): "
+            "`autoglm tune` makes one, "
             "`autoglm train` does not; `autoglm report` shows a train run"
         )
     return storage

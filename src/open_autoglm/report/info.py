@@ -29,6 +29,7 @@ from open_autoglm.report.files import (
     SUMMARY_SHAPE,
     RunFiles,
 )
+from open_autoglm.run_folder import METRICS, RESOURCES, RunFolder, RunSummary
 
 MIN_TRIALS_FOR_IMPORTANCE = 3  # PED-ANOVA contrasts the best trials with the rest: it needs a few of each
 LOWER_IS_BETTER = {"loss", "perplexity"}
@@ -97,7 +98,7 @@ class RunInfo:
     metric: str
     greater_is_better: bool
     model: str | None
-    summary: dict[str, Any]
+    summary: RunSummary | None  # None: no summary.json yet (a killed run), or an unreadable one
     trials: list[TrialInfo]
     study: StudyInfo | None
     comparison: list[ComparisonRow]
@@ -112,34 +113,39 @@ class RunInfo:
 def load_run(run_dir: Path) -> RunInfo:
     """Everything the report shows about `run_dir`."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no config.yaml")
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {folder.config.name}")
     files = RunFiles(run_dir)
-    config = files.yaml(run_dir / "config.yaml", CONFIG_SHAPE)
-    summary = files.json(run_dir / "summary.json", SUMMARY_SHAPE) or {}
+    config = files.yaml(folder.config, CONFIG_SHAPE)
+    written = files.json(folder.summary, SUMMARY_SHAPE)
+    summary = RunSummary.from_json(written) if written else None
+    found = summary or RunSummary()
     notes: list[str] = []
     study = _load_study(run_dir, config, notes)
-    metric = summary.get("metric") or _guess_metric(files)
-    greater = summary.get("greater_is_better", metric not in LOWER_IS_BETTER)
+    metric = found.metric or _guess_metric(files)
+    greater = found.greater_is_better
+    if greater is None:
+        greater = metric not in LOWER_IS_BETTER
     if study is not None:
         trials, study_info = _study_trials(study, files, config, metric, greater)
     else:
         trials, study_info = _train_trials(files, summary, metric), None
-    evaluation = files.json(run_dir / "eval.json", EVAL_SHAPE)
-    export = files.json(run_dir / "export" / "export_report.json", EXPORT_SHAPE)
+    evaluation = files.json(folder.eval, EVAL_SHAPE)
+    export = files.json(folder.export_report, EXPORT_SHAPE)
     return RunInfo(
         run_dir=run_dir,
         name=str(config.get("name") or run_dir.name),
         kind="tune" if study is not None else "train",
-        task=summary.get("task") or config.get("task"),
+        task=found.task or config.get("task"),
         metric=metric,
-        greater_is_better=bool(greater),
-        model=summary.get("model") or (config.get("model") or {}).get("name"),
+        greater_is_better=greater,
+        model=found.model or (config.get("model") or {}).get("name"),
         summary=summary,
         trials=trials,
         study=study_info,
-        comparison=comparison_rows(summary, evaluation),
-        data=files.json(run_dir / "data" / "data_report.json", DATA_SHAPE),
+        comparison=comparison_rows(found, evaluation),
+        data=files.json(folder.data_report, DATA_SHAPE),
         resources=read_resources(files),
         evaluation=evaluation,
         export=(export or {}).get("variants") or None,
@@ -153,14 +159,15 @@ def study_storage(run_dir: Path, config: dict[str, Any] | None = None) -> str | 
 
     Only opens what exists: Optuna would create an empty study.db for a run folder that has none.
     """
+    folder = RunFolder(run_dir)
     if config is None:
-        config = RunFiles(run_dir).yaml(run_dir / "config.yaml", CONFIG_SHAPE)
+        config = RunFiles(run_dir).yaml(folder.config, CONFIG_SHAPE)
     storage = (config.get("search") or {}).get("storage")
     if storage in (None, "sqlite"):
-        path = run_dir / "study.db"
+        path = folder.study_db
         return f"sqlite:///{path.resolve()}" if path.is_file() else None
     if storage == "journal":
-        path = run_dir / "study.journal"
+        path = folder.study_journal
         return JournalStorage(JournalFileBackend(str(path))) if path.is_file() else None
     return str(storage)
 
@@ -192,9 +199,7 @@ def _study_trials(
     frozen = study.get_trials(deepcopy=False)
     trials = []
     for trial in frozen:
-        curve, loss = read_curves(
-            files, files.run_dir / "trials" / str(trial.number) / "metrics.jsonl", metric
-        )
+        curve, loss = read_curves(files, RunFolder(files.run_dir).trial(trial.number).metrics, metric)
         trials.append(
             TrialInfo(
                 number=trial.number,
@@ -271,24 +276,24 @@ def importance(study: optuna.Study) -> Importance:
     return Importance(shares, evaluator, "importance_equal" if equal else None)
 
 
-def _train_trials(files: RunFiles, summary: dict[str, Any], metric: str) -> list[TrialInfo]:
+def _train_trials(files: RunFiles, summary: RunSummary | None, metric: str) -> list[TrialInfo]:
     """A train run as one trial, so its learning curve is drawn as a search's are."""
-    path = files.run_dir / "trials" / "0" / "metrics.jsonl"
+    path = RunFolder(files.run_dir).trial(0).metrics
     if not path.is_file():
         return []
     curve, loss = read_curves(files, path, metric)
-    best = summary.get("best") or {}
-    value = (best.get("validation") or {}).get(metric)
+    found = summary or RunSummary()
+    value = found.validation.get(metric)
     return [
         TrialInfo(
             number=0,
             state="complete" if summary else "running",
             role="train",
-            params=dict(best.get("params") or {}),
+            params=dict(found.best.get("params") or {}),
             value=value if value is not None else (curve[-1][1] if curve else None),
             values=None,
             reason=None,
-            seconds=(summary.get("compute") or {}).get("seconds"),
+            seconds=found.compute.get("seconds"),
             curve=curve,
             loss=loss,
         )
@@ -323,25 +328,24 @@ def _guess_metric(files: RunFiles) -> str:
     """The primary metric of a run killed before summary.json: the task metric its trials logged."""
     names: set[str] = {
         str(row.get("name"))
-        for path in sorted((files.run_dir / "trials").glob("*/metrics.jsonl"))[:1]
+        for path in RunFolder(files.run_dir).trial_files(METRICS)[:1]
         for _, row in files.jsonl(path)
         if row.get("split") == "validation"
     }
     return next((m for m in ("accuracy", "perplexity") if m in names), "loss")
 
 
-def comparison_rows(summary: dict[str, Any], evaluation: dict[str, Any] | None) -> list[ComparisonRow]:
+def comparison_rows(summary: RunSummary, evaluation: dict[str, Any] | None) -> list[ComparisonRow]:
     """The best configuration, then what it is measured against: the config as written, the untuned model,
     and the baselines of `autoglm eval`."""
     rows = []
-    best = summary.get("best") or {}
-    for split in ("validation", "test"):
-        if best.get(split):
-            rows.append(ComparisonRow(f"best_{split}", best[split], best.get("trial")))
-    default = summary.get("default") or {}
+    for split, metrics in (("validation", summary.validation), ("test", summary.test)):
+        if metrics:
+            rows.append(ComparisonRow(f"best_{split}", metrics, summary.best_trial))
+    default = summary.sections.get("default") or {}
     if default.get("validation"):
         rows.append(ComparisonRow("default", default["validation"], default.get("trial")))
-    untuned = (summary.get("baseline") or {}).get("metrics")
+    untuned = summary.untuned
     if untuned:
         rows.append(ComparisonRow("untuned", untuned))
     if evaluation:
@@ -355,9 +359,10 @@ def comparison_rows(summary: dict[str, Any], evaluation: dict[str, Any] | None) 
 
 def read_resources(files: RunFiles) -> list[dict[str, Any]]:
     """The run's resource samples (else its trials', merged in time order), each with elapsed_s from the first."""
-    paths = [files.run_dir / "resources.jsonl"]
+    folder = RunFolder(files.run_dir)
+    paths = [folder.resources]
     if not paths[0].is_file():
-        paths = sorted((files.run_dir / "trials").glob("*/resources.jsonl"))
+        paths = folder.trial_files(RESOURCES)
     samples = [row for path in paths for _, row in files.jsonl(path)]
     stamps = [t for t in (_timestamp(s.get("time")) for s in samples) if t is not None]
     if samples and len(stamps) == len(samples):  # one clock for samples from several files

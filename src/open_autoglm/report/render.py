@@ -8,6 +8,7 @@ renders the entities back to text.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -32,6 +33,7 @@ from open_autoglm.report.figures import (
 from open_autoglm.report.files import add_problem
 from open_autoglm.report.info import RunInfo, TrialInfo
 from open_autoglm.report.labels import Labels, labels_for
+from open_autoglm.run_folder import METRICS, RunFolder, RunSummary
 
 # trial state -> its name in summary.json's counts
 DONE_STATES = {"complete": "complete", "pruned": "pruned", "fail": "failed"}
@@ -41,15 +43,16 @@ COMPARISON_KEYS = ("baseline", "value", "delta", "ci_low", "ci_high", "significa
 REGRESSION_KEYS = ("baseline", "metric", "baseline_value", "value", "change", "tolerance")
 PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
 # the file each section draws on, named when a section cannot be drawn (the rest come from the study)
+_RUN = RunFolder(Path())  # paths relative to the run folder
 SECTION_FILES = {
-    "overview": "summary.json",
-    "best": "summary.json",
-    "curves": "trials/*/metrics.jsonl",
-    "trials": "summary.json",
-    "evaluation": "eval.json",
-    "data": "data/data_report.json",
-    "resources": "resources.jsonl",
-    "export": "export/export_report.json",
+    "overview": _RUN.summary.as_posix(),
+    "best": _RUN.summary.as_posix(),
+    "curves": (_RUN.trials / "*" / METRICS).as_posix(),
+    "trials": _RUN.summary.as_posix(),
+    "evaluation": _RUN.eval.as_posix(),
+    "data": _RUN.data_report.as_posix(),
+    "resources": _RUN.resources.as_posix(),
+    "export": _RUN.export_report.as_posix(),
 }
 FONT = 'system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif'
 CSS = (
@@ -143,19 +146,17 @@ def _unreadable(unreadable: dict[str, str], labels: Labels) -> str:
 
 
 def _overview(info: RunInfo, labels: Labels) -> str:
-    summary = info.summary
-    counts = summary.get("trials") or _count_states(info.trials)
+    summary = info.summary or RunSummary()
+    counts = summary.trials or _count_states(info.trials)
     cards: list[tuple[str, Any]] = [
         (labels["state_" + s], counts.get(name)) for s, name in DONE_STATES.items()
     ]
-    best = (summary.get("best") or {}).get("validation") or {}
-    untuned = (summary.get("baseline") or {}).get("metrics") or {}
     cards += [
-        (f"{labels['best']} ({info.metric})", best.get(info.metric)),
-        (f"{labels['untuned']} ({info.metric})", untuned.get(info.metric)),
+        (f"{labels['best']} ({info.metric})", summary.validation.get(info.metric)),
+        (f"{labels['untuned']} ({info.metric})", summary.untuned.get(info.metric)),
     ]
-    compute = summary.get("compute") or {}
-    resources = summary.get("resources") or {}
+    compute = summary.compute
+    resources = summary.resources or {}
     cards += [
         (labels["train_steps"], compute.get("train_steps")),
         (labels["compute_seconds"], compute.get("seconds")),
@@ -166,13 +167,13 @@ def _overview(info: RunInfo, labels: Labels) -> str:
     shown = "".join(
         f'<div class="card">{esc(name)}<b>{fmt(v)}</b></div>' for name, v in cards if v is not None
     )
-    versions = summary.get("versions") or {}
+    versions = summary.versions
     line = " · ".join(f"{esc(k)} {esc(v)}" for k, v in versions.items())
     return f'<div class="cards">{shown}</div>' + (f'<p class="note">{line}</p>' if line else "")
 
 
 def _best(info: RunInfo, labels: Labels) -> str:
-    best = info.summary.get("best") or {}
+    best = (info.summary or RunSummary()).best
     config = best.get("config") or best.get("params") or {}
     parts = []
     if config:
@@ -207,8 +208,8 @@ def _curves(info: RunInfo, labels: Labels) -> str:
     with_curves = [t for t in info.trials if t.curve or t.loss]
     if not with_curves:
         return ""
-    best = (info.summary.get("best") or {}).get("trial")
-    untuned = ((info.summary.get("baseline") or {}).get("metrics") or {}).get(info.metric)
+    summary = info.summary or RunSummary()
+    best, untuned = summary.best_trial, summary.untuned.get(info.metric)
     curves = curve_figure(with_curves, "curve", info.metric, best, untuned, labels)
     losses = curve_figure(with_curves, "loss", labels["train_loss"], best, None, labels)
     parts = [plot(curves, "fig-curves"), plot(losses, "fig-loss")]
@@ -234,7 +235,7 @@ def _parallel(info: RunInfo, labels: Labels) -> str:
 def _trials(info: RunInfo, labels: Labels) -> str:
     if info.study is None or not info.trials:
         return ""
-    best = (info.summary.get("best") or {}).get("trial")
+    best = info.summary.best_trial if info.summary else None
     headers = [labels["trial"], labels["state"], labels["role"], target_label(info, labels)]
     headers += [labels["params"], labels["duration"], labels["reason"]]
     rows, classes = [], []

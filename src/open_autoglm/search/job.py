@@ -22,7 +22,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from open_autoglm.atomic import staged_path, write_json
+from open_autoglm.atomic import staged_path
 from open_autoglm.config import Config, dump_config, load_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData, read_written_splits
@@ -33,9 +33,10 @@ from open_autoglm.distributed import (
     main_process_first,
     sharded_training,
 )
-from open_autoglm.models import load_model, load_tokenizer, objective_for, resolve_model_path
-from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
+from open_autoglm.models import load_model, load_tokenizer, resolve_model_path
+from open_autoglm.monitor import ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
+from open_autoglm.run_folder import ERROR, RunFolder, RunSummary, write_summary
 from open_autoglm.run_lock import hold_run_folder
 from open_autoglm.search.measure import latency_ms
 from open_autoglm.search.memory import plan_batch
@@ -75,32 +76,28 @@ def run_tune(
     to the run folder, which no other job may use meanwhile."""
     started = time.perf_counter()
     run_dir = config.run_dir
+    folder = RunFolder(run_dir)
     if not is_main_process():  # under torchrun: rank 0 writes the run folder, this rank trains its trials
-        return _search(config, on_trial, started)
+        _search(config, on_trial, started)
+        return {}
     with hold_run_folder(run_dir, "tune"):
         if fresh:
-            clear_study(run_dir)
+            folder.remove_study()
         else:  # finished trials stay valid only under the settings they ran with
             check_resume_compatible(run_dir, config, restart_flag="--fresh")
-        dump_config(config, run_dir / "config.yaml")
-        with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:  # the study, worker processes included
+        dump_config(config, folder.config)
+        with ResourceMonitor(folder.resources) as monitor:  # the study, worker processes included
             summary = _search(config, on_trial, started)
-        summary["resources"] = monitor.summary()
-        write_json(run_dir / "summary.json", summary)
-    return summary
-
-
-def clear_study(run_dir: Path) -> None:
-    """Delete the study and what its trials left, so that the search starts over (the data stays)."""
-    for stale in ("study.db", "study.journal", "trials", "model"):
-        path = run_dir / stale
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        assert summary is not None  # rank 0 runs the study
+        summary.resources = monitor.summary()
+        write_summary(folder.summary, summary)
+    return summary.to_json()
 
 
 def _search(
     config: Config, on_trial: Callable[[optuna.Study, int], None] | None, started: float
-) -> dict[str, Any]:
-    """Steps 1 to 6 of the module docstring; returns the summary."""
+) -> RunSummary | None:
+    """Steps 1 to 6 of the module docstring; returns the summary (None on a rank that follows rank 0)."""
     # 1. Data, prepared once for all trials (reused when unchanged; under torchrun by rank 0 first);
     # 2. the space, checked against the config before any trial runs.
     with main_process_first():
@@ -115,7 +112,7 @@ def _search(
             )
         if not is_main_process():  # rank 0 runs the study; this process trains each of its trials with it
             follow_trials(config, loaded)
-            return {}
+            return None
         try:
             return _study(config, on_trial, started, loaded, space)
         finally:
@@ -140,7 +137,7 @@ def _study(
     started: float,
     loaded: LoadedData,
     space: SearchSpace,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Steps 3 to 6 of the module docstring."""
     run_dir = config.run_dir
 
@@ -187,7 +184,7 @@ def _study(
     summary = build_tune_summary(
         config, study, best, front, refit, time.perf_counter() - started, task.metric
     )
-    summary["best"]["model"] = str(run_dir / "model") if installed or refit else None
+    summary.best["model"] = str(RunFolder(run_dir).model) if installed or refit else None
     return summary
 
 
@@ -250,8 +247,9 @@ def sampler_seed(config: Config, worker_index: int, asked: int) -> int:
 
 def context_for_worker(run_dir: Path, index: int) -> tuple[Config, Callable[[], SearchContext]]:
     """A worker process rebuilds its context from the run folder the parent prepared."""
-    config = load_config(run_dir / "config.yaml")
-    loaded = read_written_splits(run_dir / "data")
+    folder = RunFolder(run_dir)
+    config = load_config(folder.config)
+    loaded = read_written_splits(folder.data)
     return config, lambda: make_context(config, loaded, build_space(config), index)
 
 
@@ -266,7 +264,7 @@ def pick_best(study: optuna.Study, config: Config) -> tuple[FrozenTrial, list[Fr
         counts = count_trials(study)
         raise RuntimeError(
             f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); "
-            f"see {config.run_dir / 'trials'}/*/error.txt and the fail_reason of each trial"
+            f"see {RunFolder(config.run_dir).trials}/*/{ERROR} and the fail_reason of each trial"
         )
     if len(study.directions) == 1:
         return study.best_trial, []
@@ -280,9 +278,9 @@ def pick_best(study: optuna.Study, config: Config) -> tuple[FrozenTrial, list[Fr
 def measure_references(config: Config, loaded: LoadedData) -> dict[str, float]:
     """Cost objectives of the untuned model with full fine-tuning, the yardstick of the weighted score."""
     model_path = resolve_model_path(config.model.name)
-    objective = objective_for(config.task, model_path, config.model)
-    tokenizer = load_tokenizer(model_path, config.model)
     task = TASKS.get(config.task)()
+    objective = task.objective(model_path, config.model)
+    tokenizer = load_tokenizer(model_path, config.model)
     sample = loaded.splits["validation"][:32]
     prepared = task.prepare({"train": sample, "validation": sample}, tokenizer, config, objective)
     model, _ = load_model(model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id)
@@ -304,20 +302,18 @@ def build_tune_summary(
     refit: dict[str, Any] | None,
     seconds: float,
     metric: str,
-) -> dict[str, Any]:
-    """summary.json after a search, in the contract's shape."""
+) -> RunSummary:
+    """summary.json after a search."""
     trials = study.get_trials(deepcopy=False)
     default = next(
         (t for t in trials if t.user_attrs.get("role") == "default" and t.state == TrialState.COMPLETE), None
     )
-    return {
-        "task": config.task,
-        "metric": metric,
-        "greater_is_better": TASKS.get(config.task).greater_is_better,
-        "model": config.model.name,
-        "objectives": config.search.objectives,
-        "mode": config.search.mode,
-        "best": {
+    return RunSummary(
+        task=config.task,
+        metric=metric,
+        greater_is_better=TASKS.get(config.task).greater_is_better,
+        model=config.model.name,
+        best={
             "trial": best.number,
             "params": best.params,
             "config": best.user_attrs.get("overrides", {}),
@@ -327,30 +323,36 @@ def build_tune_summary(
             "objectives": best.user_attrs.get("objectives"),
             "values": best.values,
         },
-        "baseline": {"metrics": default.user_attrs.get("baseline", {}) if default else {}},
-        "default": {
-            "trial": default.number if default else None,
-            "config": default.user_attrs.get("overrides", {}) if default else None,
-            "metrics": _test_or_validation(default) if default else {},
-            "validation": default.user_attrs.get("metrics", {}).get("validation") if default else None,
-        },
-        "pareto": [{"trial": t.number, "values": t.values, "params": t.params} for t in front],
-        "refit": refit,
-        "trials": {k: v for k, v in count_trials(study).items() if k != "running"},
-        "pruned": {
-            t.number: t.user_attrs.get("prune_reason") for t in trials if t.state == TrialState.PRUNED
-        },
-        "failed": {
-            t.number: t.user_attrs.get("fail_reason", "failed") for t in trials if t.state == TrialState.FAIL
-        },
-        "compute": {
+        baseline={"metrics": default.user_attrs.get("baseline", {}) if default else {}},
+        trials={k: v for k, v in count_trials(study).items() if k != "running"},
+        compute={
             "train_steps": sum(t.user_attrs.get("train_steps", 0) for t in trials),
             "train_examples": sum(t.user_attrs.get("train_examples", 0) for t in trials),
             "epochs": round(sum(t.user_attrs.get("epochs_trained", 0) for t in trials), 2),
             "seconds": round(seconds, 2),
         },
-        "versions": versions(),
-    }
+        versions=versions(),
+        sections={
+            "objectives": config.search.objectives,
+            "mode": config.search.mode,
+            "default": {
+                "trial": default.number if default else None,
+                "config": default.user_attrs.get("overrides", {}) if default else None,
+                "metrics": _test_or_validation(default) if default else {},
+                "validation": default.user_attrs.get("metrics", {}).get("validation") if default else None,
+            },
+            "pareto": [{"trial": t.number, "values": t.values, "params": t.params} for t in front],
+            "refit": refit,
+            "pruned": {
+                t.number: t.user_attrs.get("prune_reason") for t in trials if t.state == TrialState.PRUNED
+            },
+            "failed": {
+                t.number: t.user_attrs.get("fail_reason", "failed")
+                for t in trials
+                if t.state == TrialState.FAIL
+            },
+        },
+    )
 
 
 def _open_study(config: Config, greater_is_better: bool) -> optuna.Study:
@@ -415,14 +417,14 @@ def _run_worker_processes(config: Config, study: optuna.Study, deadline: float |
         command = [
             sys.executable,
             "-m",
-            "open_autoglm.search.worker",
+            "open_autoglm.search.worker_process",
             str(config.run_dir),
             "--index",
             str(index),
         ]
         if deadline is not None:
             command += ["--deadline", str(deadline)]
-        log = open(config.run_dir / f"worker-{index}.log", "ab")  # noqa: SIM115 — closed after the wait
+        log = open(RunFolder(config.run_dir).worker_log(index), "ab")  # noqa: SIM115 — closed after the wait
         processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     failed = []
     for index, (process, log) in enumerate(processes):
@@ -432,7 +434,8 @@ def _run_worker_processes(config: Config, study: optuna.Study, deadline: float |
     if failed and count_trials(study)["finished"] >= config.search.n_trials:
         logger.warning("search workers %s died; the others finished the study", failed)
     elif failed:
-        raise RuntimeError(f"search workers {failed} exited with an error; see {config.run_dir}/worker-*.log")
+        logs = RunFolder(config.run_dir).worker_log("*")
+        raise RuntimeError(f"search workers {failed} exited with an error; see {logs}")
 
 
 def _install_best_model(run_dir: Path, best: FrozenTrial) -> Path | None:
@@ -441,7 +444,8 @@ def _install_best_model(run_dir: Path, best: FrozenTrial) -> Path | None:
     With workers on several machines the best trial may have run elsewhere: its model is taken from where
     that worker saved it when this machine can see it (a shared file system), else None.
     """
-    source = run_dir / "trials" / str(best.number) / "model"
+    folder = RunFolder(run_dir)
+    source = folder.trial(best.number).model
     if not source.exists():
         elsewhere = Path(best.user_attrs.get("model_dir") or source)
         if elsewhere.exists():
@@ -450,12 +454,12 @@ def _install_best_model(run_dir: Path, best: FrozenTrial) -> Path | None:
             return None
         else:
             raise RuntimeError(f"the best trial's model is missing: {source}")
-    target = run_dir / "model"
+    target = folder.model
     with staged_path(
         target
     ) as partial:  # a kill half-way leaves the earlier model/ or none, never half of one
         shutil.copytree(source, partial, copy_function=_link_or_copy)  # hard links: no second copy on disk
-    for other in (run_dir / "trials").glob("*/model"):
+    for other in folder.trial_files("model"):
         if other != source:
             shutil.rmtree(other, ignore_errors=True)
     return target
@@ -480,11 +484,10 @@ def _refit(config: Config, best: FrozenTrial, loaded: LoadedData) -> dict[str, A
             **({"test": loaded.splits["test"]} if "test" in loaded.splits else {}),
         }
     )
-    from_main(TrialOrder(best_config, config.run_dir / "refit", baseline=False, loaded=merged))
-    result = fit(
-        best_config, config.run_dir / "refit", resume=False, loaded=merged, checkpoints=False, baseline=False
-    )
-    save_fitted(result, config.run_dir / "model", best_config)  # staged: whole or not at all
+    folder = RunFolder(config.run_dir)
+    from_main(TrialOrder(best_config, folder.refit, baseline=False, loaded=merged))
+    result = fit(best_config, folder.refit, resume=False, loaded=merged, checkpoints=False, baseline=False)
+    save_fitted(result, folder.model, best_config)  # staged: whole or not at all
     return {"metrics": result.metrics.get("test", {}), "train_rows": len(merged.splits["train"])}
 
 

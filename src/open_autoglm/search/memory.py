@@ -19,27 +19,13 @@ from safetensors import safe_open
 from transformers import AutoConfig, PretrainedConfig
 
 from open_autoglm.config import Config
+from open_autoglm.methods import METHODS, ModelShape
+from open_autoglm.methods.params import method_params
 from open_autoglm.models import choose_placement
+from open_autoglm.tasks import TASKS
 
 # Extra states per trainable parameter, fp32 each. SGD counts its momentum buffer (our default momentum is 0.9).
 _OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 1}
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """What the estimate needs from a model: its config.json and its parameter count."""
-
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-    vocab: int
-    params: int
-
-    @property
-    def layer_params(self) -> int:
-        """Parameters of one transformer block: all but the token embeddings, shared by the blocks."""
-        return max(self.params - self.vocab * self.hidden, 0) // self.layers
 
 
 def read_model_shape(
@@ -83,44 +69,10 @@ def _params_from_config(cfg: PretrainedConfig, hidden: int, layers: int, interme
     return embeddings + layers * (4 * hidden * hidden + mlp_matrices * hidden * intermediate)
 
 
-def _lora_width(shape: ModelShape, params: Mapping[str, Any]) -> int:
-    """Sum of (in + out) features over one block's target matrices: a rank-r update adds r times this."""
-    targets = params.get("target_modules")
-    if targets == "all-linear":  # q, k, v, o and the MLP's up and down
-        return 4 * 2 * shape.hidden + 2 * (shape.hidden + shape.intermediate)
-    return len(targets or ("query", "value")) * 2 * shape.hidden  # peft's default targets query and value
-
-
-def _prefix(shape: ModelShape, tokens: int, projection: bool) -> int:
-    """A key and a value per layer and virtual token, or (projection) an embedding and a 2-layer MLP to them."""
-    per_token = 2 * shape.layers * shape.hidden
-    if projection:  # peft sizes the MLP's hidden layer like the model's
-        return tokens * shape.hidden + shape.hidden * shape.hidden + shape.hidden * per_token
-    return tokens * per_token
-
-
-# Trainable parameters by method, from its validated params (defaults filled in). A method not listed counts
-# as full fine-tuning: an overestimate shrinks a batch needlessly, an underestimate crashes the trial.
-_TRAINABLE: dict[str, Callable[[ModelShape, Mapping[str, Any]], float]] = {
-    "full": lambda s, p: s.params,
-    "freeze": lambda s, p: min(p["layers"], s.layers) * s.layer_params,
-    "lora": lambda s, p: s.layers * p["r"] * _lora_width(s, p),
-    "dora": lambda s, p: s.layers * (p["r"] + 0.5) * _lora_width(s, p),  # + a magnitude per output feature
-    "adalora": lambda s, p: s.layers * p["init_r"] * _lora_width(s, p),
-    "ia3": lambda s, p: s.layers * (2 * s.hidden + s.intermediate),  # scales keys, values, FFN inputs
-    "adapter": lambda s, p: s.layers * 2 * p["bottleneck_size"] * s.hidden,
-    "prefix": lambda s, p: _prefix(s, p["num_virtual_tokens"], p["projection"]),
-    "prompt": lambda s, p: p["num_virtual_tokens"] * s.hidden,
-    "ptuning": lambda s, p: (
-        p["num_virtual_tokens"] * s.hidden
-        + p["encoder_hidden_size"] * (2 * s.hidden + p["encoder_hidden_size"])
-    ),
-}
-
-
 def trainable_parameters(method: str, params: Mapping[str, Any], shape: ModelShape) -> int:
-    """How many parameters `method` trains on a model of `shape`, by its formula (the task head left out)."""
-    return int(_TRAINABLE.get(method, _TRAINABLE["full"])(shape, params))
+    """How many parameters `method` trains on a model of `shape`, by the method's own formula (the task head left
+    out; a method without one counts as full fine-tuning, see `BaseMethod.trainable_params`)."""
+    return int(METHODS.get(method).trainable_params(shape, params))
 
 
 @dataclass(frozen=True)
@@ -168,8 +120,8 @@ def estimate_peak_bytes(
     # stores 34*s*b*h + 5*a*s^2*b bytes in 16-bit. Its 34 assumes an MLP of 4h; 16 of it is 4*s*b*i, so we
     # write 18*s*b*h + 4*s*b*i for any MLP width.
     block = int(scale * (18 * s * b * h + 4 * s * b * i + 5 * a * s * s * b))
-    # Only blocks that gradients flow through keep activations: freeze trains the top N, the others all.
-    kept = min(params["layers"], shape.layers) if method == "freeze" else shape.layers
+    # Only blocks that gradients flow through keep activations (freeze trains the top N, the others all).
+    kept = METHODS.get(method).blocks_with_activations(shape, params)
     # Checkpointing keeps each block's input (2*s*b*h) and recomputes one block at a time. Either way backward
     # holds one block's activation gradients on top (the embeddings' activations are in the same margin).
     checkpointed = int(kept * scale * 2 * s * b * h) + 2 * block
@@ -241,7 +193,7 @@ def plan_batch(
     """One call for the search loop: the trial's batch plan against free memory on its device."""
     placement = choose_placement(device or config.model.device, config.model.precision)
     shape = read_model_shape(model_path, config.model.trust_remote_code, config.model.revision)
-    params = config.method.params().model_dump()
+    params = method_params(config.method).model_dump()
     seq_len = config.data.max_length + params.get("num_virtual_tokens", 0)  # prompt methods add tokens
     train = config.train
 
@@ -256,7 +208,7 @@ def plan_batch(
             precision=placement.precision,
             optimizer=train.optimizer.name,
             gradient_checkpointing=train.gradient_checkpointing,
-            lm_logits=config.task != "classification",
+            lm_logits=TASKS.get(config.task).kind != "classification",
         ).total
 
     return fit_batch(train.batch_size, train.grad_accum, estimate, available_bytes(placement.device))

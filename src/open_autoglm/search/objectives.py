@@ -48,15 +48,17 @@ class Objective:
     relative: bool = False
 
 
+# The built-ins are entries like a plugin's, each registered under its own `name`.
 OBJECTIVES: Registry[Objective] = Registry("objective", "open_autoglm.objectives")
-for _builtin in (
-    Objective("quality", None, "metric", "the task's primary metric on validation"),
-    Objective("latency", "minimize", "ms/example", "inference time per example", relative=True),
-    Objective("memory", "minimize", "MB", "peak memory during training", relative=True),
-    Objective("params", "minimize", "parameters", "trainable parameters", relative=True),
-    Objective("size", "minimize", "MB", "saved artifact (adapter or full model)", relative=True),
-):
-    OBJECTIVES.add(_builtin.name, _builtin)
+OBJECTIVES.register(Objective("quality", None, "metric", "the task's primary metric on validation"))
+OBJECTIVES.register(
+    Objective("latency", "minimize", "ms/example", "inference time per example", relative=True)
+)
+OBJECTIVES.register(Objective("memory", "minimize", "MB", "peak memory during training", relative=True))
+OBJECTIVES.register(Objective("params", "minimize", "parameters", "trainable parameters", relative=True))
+OBJECTIVES.register(
+    Objective("size", "minimize", "MB", "saved artifact (adapter or full model)", relative=True)
+)
 
 
 def objective_named(name: str) -> Objective:

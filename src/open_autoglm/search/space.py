@@ -9,16 +9,17 @@ set the same key under different conditions — that is how the learning rate is
     lr_full:     {key: train.lr, type: float, low: 1.0e-5, high: 3.0e-4, log: true, if: {method.name: full}}
 
 `if` names earlier parameters and the values that make this one active; a list is shorthand for categorical.
+
+A task's default space (`BaseTask.default_space`, tasks/spaces/<task>.yaml) names the methods to search and the training knobs only;
+each method declares its own entries and learning-rate range (`BaseMethod.search_spaces`), composed in here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import optuna
-import yaml
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -28,6 +29,9 @@ from optuna.distributions import (
 
 from open_autoglm.config import Config, ConfigError, validate_config
 from open_autoglm.config.loading import set_dotted
+from open_autoglm.methods import METHODS
+from open_autoglm.methods.params import method_params
+from open_autoglm.tasks import TASKS
 
 _ENTRY_KEYS = {"type", "key", "if", "low", "high", "log", "step", "choices"}
 
@@ -65,7 +69,7 @@ class SearchSpace:
     def params_of(self, config: Config) -> dict[str, Any] | None:
         """The config's own values as space parameters (to run it as a trial), or None if it lies outside."""
         raw = config.model_dump(mode="json")
-        raw["method"] = {"name": config.method.name, **config.method.params().model_dump(mode="json")}
+        raw["method"] = {"name": config.method.name, **method_params(config.method).model_dump(mode="json")}
         sampled: dict[str, Any] = {}
         for param in self.params:
             if not param.active(sampled):
@@ -90,7 +94,12 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str) -> C
         raw["method"] = {"name": new_method}
     for key, value in overrides.items():
         set_dotted(raw, key, value)
-    return validate_config(raw, source=source)
+    config = validate_config(raw, source=source)
+    try:
+        method_params(config.method)  # config/ leaves the method's own keys to the method
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"{source}: invalid config\n  {err}") from None
+    return config
 
 
 def build_space(config: Config) -> SearchSpace:
@@ -106,14 +115,85 @@ def build_space(config: Config) -> SearchSpace:
 
 
 def load_default_space(task: str) -> SearchSpace:
-    """The default space shipped for `task` (search/spaces/<task>.yaml)."""
+    """The default space of `task`: the task names the methods to search and the training knobs; each method
+    named adds its own parameters and learning-rate range for the task's kind (`BaseMethod.search_spaces`)."""
     source = f"default space for task {task!r}"
-    path = resources.files("open_autoglm.search") / "spaces" / f"{task}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{source}: none ships with this version (search.space must be given)")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    space = parse_space(raw["space"], source)
+    raw = read_task_space(task, source)
+    space = parse_space(with_method_spaces(raw["space"], TASKS.get(task).kind, source), source)
     return SearchSpace(space.params, tuple(raw.get("seeds") or ()), source)
+
+
+def read_task_space(task: str, source: str) -> dict[str, Any]:
+    """The task's own default space (`space:` and `seeds:`), as written."""
+    raw = TASKS.get(task)().default_space()
+    if raw is None:
+        raise ConfigError(f"{source}: the task has none (search.space must be given)")
+    return raw
+
+
+def with_method_spaces(raw: dict[str, Any], task: str, source: str) -> dict[str, Any]:
+    """`raw` with each chosen method's own entries inserted after `method.name`: the methods' parameters, then
+    their learning rates, each conditional on the methods that declare it. Methods declaring the same entry
+    share one Optuna parameter (as LoRA and DoRA share `method.r`); another distribution under its name is an
+    error."""
+    choices = raw.get("method.name")
+    if isinstance(choices, dict):
+        choices = choices.get("choices")
+    if not isinstance(choices, list):
+        return raw  # no choice of method (a malformed one is named by parse_space)
+    params: dict[str, dict[str, Any]] = {}
+    rates: dict[str, dict[str, Any]] = {}
+    for name in choices:
+        try:
+            method = METHODS.get(name)
+        except KeyError as err:
+            raise ConfigError(f"{source}.method.name: {err.args[0]}") from None
+        own = method.search_spaces.get(task)
+        if own is None:
+            raise ConfigError(
+                f"{source}: method {name!r} declares no search space for task {task!r} "
+                "(`search_spaces` in its module); search other methods or give search.space"
+            )
+        for key, spec in own.params.items():
+            _share(params, f"method.{key}", _method_entry(spec, f"{source}.method.{key}"), name, source)
+        low, high = own.lr
+        lr = {"key": "train.lr", "type": "float", "low": low, "high": high, "log": True}
+        _share(rates, method.lr_param or f"lr_{name}", lr, name, source)
+    clash = sorted((params.keys() | rates.keys()) & raw.keys())
+    if clash:
+        raise ConfigError(
+            f"{source}: {clash} are the methods' own entries; a task's space names methods only"
+        )
+    composed: dict[str, Any] = {}
+    for key, spec in raw.items():
+        composed[key] = spec
+        if key == "method.name":
+            composed |= params | rates
+    return composed
+
+
+def _method_entry(spec: Any, where: str) -> dict[str, Any]:
+    if isinstance(spec, list):
+        return {"type": "categorical", "choices": spec}
+    if not isinstance(spec, dict) or {"key", "if"} & set(spec):
+        raise ConfigError(f"{where}: a method's entry is a distribution (or a list), without `key` or `if`")
+    return dict(spec)
+
+
+def _share(
+    entries: dict[str, dict[str, Any]], name: str, spec: dict[str, Any], method: str, source: str
+) -> None:
+    """Add `method`'s entry `name`, or make the identical entry another method declared active for it too."""
+    entry = entries.get(name)
+    if entry is None:
+        entries[name] = {**spec, "if": {"method.name": [method]}}
+        return
+    first = entry["if"]["method.name"]
+    if {k: v for k, v in entry.items() if k != "if"} != spec:
+        raise ConfigError(
+            f"{source}.{name}: methods {first[0]!r} and {method!r} declare it with different distributions"
+        )
+    first.append(method)
 
 
 def parse_space(raw: Any, source: str) -> SearchSpace:

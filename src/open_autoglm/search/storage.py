@@ -28,6 +28,8 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from open_autoglm.run_folder import RunFolder
+
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 90
 MAX_RETRIES = 2
@@ -43,13 +45,13 @@ def open_storage(
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
     beats = {"heartbeat_interval": heartbeat_seconds, "grace_period": grace_seconds}
     if storage in (None, "sqlite"):
-        url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
+        url = f"sqlite:///{RunFolder(run_dir).study_db.resolve()}"
         # several local workers wait for SQLite's lock rather than fail, but never so long that a live worker
         # waiting for it is judged dead
         timeout = sqlite_busy_seconds(heartbeat_seconds, grace_seconds)
         return _rdb_storage(url, retry, engine_kwargs={"connect_args": {"timeout": timeout}}, **beats)
     if storage == "journal":
-        return JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
+        return JournalStorage(JournalFileBackend(str(RunFolder(run_dir).study_journal)))
     return _rdb_storage(storage, retry, **beats)
 
 
@@ -97,7 +99,7 @@ class StudyLock:
         self._dialect = server_dialect(storage)
         self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
         self._name = f"autoglm:{study_name}"[:64]
-        self._file_lock = FileLock(str(run_dir / ".ask.lock")) if self._dialect is None else None
+        self._file_lock = FileLock(str(RunFolder(run_dir).ask_lock)) if self._dialect is None else None
         self._engine = (
             sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
             if self._dialect is not None and storage is not None

@@ -27,7 +27,8 @@ from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import from_main, world_size
 from open_autoglm.methods import METHODS
 from open_autoglm.models import resolve_model_path
-from open_autoglm.monitor import RESOURCES_FILE, PeakMemory, ResourceMonitor
+from open_autoglm.monitor import PeakMemory, ResourceMonitor
+from open_autoglm.run_folder import RunFolder, TrialFolder
 from open_autoglm.search.measure import latency_ms, measure_plugin
 from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import (
@@ -64,9 +65,8 @@ class SearchContext:
     prune_study: optuna.Study | None  # where the primary metric is reported (the study itself, or its twin)
     worker: str = field(default_factory=worker_id)
 
-    @property
-    def trials_dir(self) -> Path:
-        return self.config.run_dir / "trials"
+    def trial_folder(self, number: int) -> TrialFolder:
+        return RunFolder(self.config.run_dir).trial(number)
 
 
 class ReportingCallback(TrainerCallback):
@@ -129,15 +129,16 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
 
 def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | None) -> TrialState:
     """The trial's work; whatever happens inside ends told to the study (complete, pruned or failed)."""
-    trial_dir = ctx.trials_dir / str(trial.number)
+    folder = ctx.trial_folder(trial.number)
+    trial_dir = folder.path
     reporter = ReportingCallback(twin, _pruner_of(ctx), ctx.metric)
     try:
         config, params = _trial_config(ctx, trial)
-        write_json(trial_dir / "params.json", params)
+        write_json(folder.params, params)
         config = _fit_memory(config, trial)
         trial.set_user_attr("processes", world_size())
         from_main(TrialOrder(config, trial_dir, baseline=trial.user_attrs.get("role") == "default"))
-        with ResourceMonitor(trial_dir / RESOURCES_FILE), PeakMemory() as peak:
+        with ResourceMonitor(folder.resources), PeakMemory() as peak:
             fit_result = fit(
                 config,
                 trial_dir,
@@ -151,8 +152,8 @@ def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | 
         values = _values(ctx, measured)
         _record_result(trial, fit_result, measured, reporter)
         if _is_best_so_far(ctx, values):
-            save_fitted(fit_result, trial_dir / "model", config)
-            trial.set_user_attr("model_dir", str((trial_dir / "model").resolve()))
+            save_fitted(fit_result, folder.model, config)
+            trial.set_user_attr("model_dir", str(folder.model.resolve()))
         return _tell(ctx, trial, twin, TrialState.COMPLETE, values, measured["quality"])
     except optuna.exceptions.UpdateFinishedTrialError:
         raise  # another worker failed this trial while this one was judged dead: not this trial's failure
@@ -167,7 +168,7 @@ def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | 
         trial.set_user_attr("fail_reason", reason[:2000])  # raises UpdateFinishedTrialError if taken over
         _record_compute(trial, reporter)
         with contextlib.suppress(ArtifactWriteError):  # a full disk: the study's storage keeps the reason
-            write_text(trial_dir / "error.txt", traceback.format_exc())
+            write_text(folder.error, traceback.format_exc())
         logger.debug("trial %d failed: %s", trial.number, reason.splitlines()[0])
         state = _tell(ctx, trial, twin, TrialState.FAIL)
         if isinstance(err, ArtifactWriteError):

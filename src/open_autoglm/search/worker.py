@@ -1,24 +1,21 @@
 """A search worker: ask, run, tell — until the study has its trials, stops improving, or runs out of time.
 
-`tune --workers W` starts W of these as processes (`python -m open_autoglm.search.worker RUN_DIR ...`), each
-with its share of the CPU threads (and its own GPU on a GPU machine); they share the study through its storage.
+`tune --workers W` starts W of these as processes (`python -m open_autoglm.search.worker_process RUN_DIR ...`),
+each with its share of the CPU threads (and its own GPU on a GPU machine); they share the study through its
+storage.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from open_autoglm.search.storage import (
-    StudyLock,
     count_trials,
     fail_silent_trials,
     recover_without_heartbeats,
@@ -110,42 +107,3 @@ def trials_since_best(study: optuna.Study) -> int | None:
 def split_threads(workers: int, cores: int) -> int:
     """Threads per worker so that W workers use the cores without oversubscribing them."""
     return max(1, cores // workers)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of a worker process started by `tune --workers W`."""
-    parser = argparse.ArgumentParser(prog="open_autoglm.search.worker")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--deadline", type=float, default=None)
-    args = parser.parse_args(argv)
-
-    import torch
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()  # a log file, not a terminal
-    threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
-    if threads > 0:
-        torch.set_num_threads(threads)
-    from open_autoglm.search.job import context_for_worker, stop_rules
-
-    config, build = context_for_worker(args.run_dir, args.index)
-    logging.basicConfig(level=logging.INFO, format=f"[worker {args.index}] %(message)s")
-    from open_autoglm.search.trial import describe_trial
-
-    def log_trial(study: optuna.Study, number: int) -> None:
-        logger.info(describe_trial(study.trials[number]))
-
-    work(
-        build,
-        config.search.n_trials,
-        args.deadline,
-        *stop_rules(config),
-        StudyLock(config.search.storage, args.run_dir, config.name),
-        log_trial,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

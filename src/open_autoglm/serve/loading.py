@@ -10,7 +10,8 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer
 
-from open_autoglm.models.loading import AUTOGLM_META, load_finetuned, read_meta
+from open_autoglm.models.loading import load_finetuned, read_meta
+from open_autoglm.run_folder import ModelFolder
 from open_autoglm.serve.served_model import ServedModel, served_name
 
 SERVED_OBJECTIVES = ("seq_cls", "causal_lm")  # a masked LM has no route to serve
@@ -34,14 +35,14 @@ def _load_onnx(onnx_path: Path, device: str, trust_remote_code: bool) -> ServedM
     if not onnx_path.is_file():
         raise FileNotFoundError(f"{onnx_path}: no such ONNX file")
     folder = next(
-        (f for f in (onnx_path.parent, onnx_path.parent / "merged") if (f / AUTOGLM_META).is_file()), None
+        (f for f in (onnx_path.parent, onnx_path.parent / "merged") if ModelFolder(f).meta.is_file()), None
     )
     if folder is None:
         raise FileNotFoundError(
-            f"{onnx_path}: neither its folder nor merged/ beside it has {AUTOGLM_META}; "
+            f"{onnx_path}: neither its folder nor merged/ beside it has {ModelFolder(onnx_path.parent).meta.name}; "
             "serve the ONNX files inside the export folder that autoglm export wrote"
         )
-    meta = read_meta(folder)
+    meta = read_meta(folder).to_json()
     _check_objective(onnx_path, meta)
     if meta["objective"] != "seq_cls":
         raise ValueError(f"{onnx_path}: ONNX serving covers classifiers; serve {folder} for generation")

@@ -1,16 +1,25 @@
-"""What a task is: how rows become tensors, which head the model gets, and how quality is measured."""
+"""What a task is: the rows it reads, the head the model gets, how rows become tensors, how quality is measured.
+
+Everything about a task lives on its class, so a plugin task (entry points `open_autoglm.tasks`) is selected by
+`task: <name>` and works wherever a built-in does. `kind` names the built-in task a class is, or extends: the
+canonical rows it reads (data/readers/canonical.py), how `autoglm eval` scores it, which exports apply; a plugin
+task subclasses a built-in and inherits its kind.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, ClassVar
 
+import yaml
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
+from open_autoglm.config.sections import ModelConfig
 from open_autoglm.registry import Registry
 
 
@@ -27,9 +36,15 @@ class PreparedData:
 
 class BaseTask(ABC):
     name: ClassVar[str]
+    kind: ClassVar[str]  # classification | sft | pretrain
+    space_file: ClassVar[str | None] = None  # its default search space in tasks/spaces/
     metric: ClassVar[str]  # the primary quality metric (as reported by evaluation, without the eval_ prefix)
     greater_is_better: ClassVar[bool]
     required_fields: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
+        """The head the model is loaded with: seq_cls, causal_lm or masked_lm."""
 
     @abstractmethod
     def head_names(self, objective: str) -> tuple[str, ...]:
@@ -48,6 +63,21 @@ class BaseTask(ABC):
     def labels_of(self, splits: dict[str, list[dict]]) -> list[str] | None:
         """The label set (classification only)."""
         return None
+
+    def default_space(self) -> dict[str, Any] | None:
+        """What `tune` searches under `search.space: default` (`space:` and `seeds:`): the methods to try and the
+        training knobs, from `tasks/spaces/<space_file>`; each method adds its own parameters. A plugin task
+        inherits its built-in's, or sets `space_file` to None (then search.space must be given)."""
+        if self.space_file is None:
+            return None
+        text = (resources.files("open_autoglm.tasks") / "spaces" / self.space_file).read_text(
+            encoding="utf-8"
+        )
+        return dict(yaml.safe_load(text))
+
+    def reference_baseline(self, splits: dict[str, list[dict]]) -> dict[str, float]:
+        """Scores on validation of a predictor that learns nothing, reported beside the untuned model's."""
+        return {}
 
 
 TASKS: Registry[type[BaseTask]] = Registry("task", entry_point_group="open_autoglm.tasks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
+from open_autoglm.config.sections import ModelConfig
 from open_autoglm.registry import Registry
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
@@ -23,39 +25,62 @@ def label_names(rows: list[dict]) -> list[str]:
     return sorted(values)
 
 
-# Plugin metrics: name -> f(predicted label ids, true label ids) -> float; train.metrics names the ones to report.
+# Classification metrics: name -> f(predicted label ids, true label ids) -> float. The built-ins are reported at
+# every evaluation; a plugin's (entry points open_autoglm.metrics) when train.metrics names it.
 CLASSIFICATION_METRICS: Registry[Callable[[np.ndarray, np.ndarray], float]] = Registry(
     "metric", entry_point_group="open_autoglm.metrics"
 )
+BUILTIN_METRICS = ("accuracy", "f1_macro")
+
+
+@CLASSIFICATION_METRICS.register
+def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(truth, predicted))
+
+
+@CLASSIFICATION_METRICS.register
+def f1_macro(predicted: np.ndarray, truth: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(truth, predicted, average="macro", zero_division=0))
 
 
 def plugin_metrics(names: Sequence[str], preds: Any, labels: Any) -> dict[str, float]:
-    return {
-        name: float(CLASSIFICATION_METRICS.get(name)(np.asarray(preds), np.asarray(labels))) for name in names
-    }
+    """The registered metrics `names` names (a plugin's, or a built-in), on predicted and true label ids."""
+    predicted, truth = np.asarray(preds), np.asarray(labels)
+    return {name: float(CLASSIFICATION_METRICS.get(name)(predicted, truth)) for name in names}
 
 
 def classification_metrics(eval_pred: Any, extra: Sequence[str] = ()) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
+    """The Trainer's `compute_metrics`: the built-in metrics, then the `extra` ones train.metrics names."""
     logits, labels = eval_pred.predictions, eval_pred.label_ids
     logits = logits[0] if isinstance(logits, tuple) else logits
-    preds = np.asarray(logits).argmax(-1)
-    return {
-        "accuracy": float(accuracy_score(labels, preds)),
-        "f1_macro": float(f1_score(labels, preds, average="macro", zero_division=0)),
-    } | plugin_metrics(extra, preds, labels)
+    return plugin_metrics((*BUILTIN_METRICS, *extra), np.asarray(logits).argmax(-1), labels)
 
 
 @TASKS.register
 class ClassificationTask(BaseTask):
     name: ClassVar[str] = "classification"
+    kind: ClassVar[str] = "classification"
+    space_file: ClassVar[str | None] = "classification.yaml"
     metric: ClassVar[str] = "accuracy"
     greater_is_better: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("text", "label")
 
+    def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
+        return "seq_cls"
+
     def head_names(self, objective: str) -> tuple[str, ...]:
         return ("classifier", "score")
+
+    def reference_baseline(self, splits: dict[str, list[dict]]) -> dict[str, float]:
+        """Accuracy of always answering the most common training label."""
+        majority = Counter(str(r["label"]) for r in splits["train"]).most_common(1)[0][0]
+        validation = splits["validation"]
+        hits = sum(str(r["label"]) == majority for r in validation)
+        return {"majority_accuracy": hits / max(len(validation), 1)}
 
     def labels_of(self, splits: dict[str, list[dict]]) -> list[str]:
         return label_names(splits["train"])

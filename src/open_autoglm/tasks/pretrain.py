@@ -8,6 +8,8 @@ from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
+from open_autoglm.config.sections import ModelConfig
+from open_autoglm.models.loading import has_masked_lm_head
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 
@@ -30,9 +32,15 @@ def pack_blocks(
 @TASKS.register
 class PretrainTask(BaseTask):
     name: ClassVar[str] = "pretrain"
+    kind: ClassVar[str] = "pretrain"
+    space_file: ClassVar[str | None] = "pretrain.yaml"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
     required_fields: ClassVar[tuple[str, ...]] = ("text",)
+
+    def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
+        """Masked LM where the architecture has one (encoders), causal LM otherwise."""
+        return "masked_lm" if has_masked_lm_head(model_path, model_cfg) else "causal_lm"
 
     def head_names(self, objective: str) -> tuple[str, ...]:
         return ("lm_head", "cls")

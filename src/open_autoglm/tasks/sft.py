@@ -14,6 +14,7 @@ from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from open_autoglm.config import Config
+from open_autoglm.config.sections import ModelConfig
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 IGNORE_INDEX = -100
@@ -87,9 +88,14 @@ def encode_conversation(
 @TASKS.register
 class SftTask(BaseTask):
     name: ClassVar[str] = "sft"
+    kind: ClassVar[str] = "sft"
+    space_file: ClassVar[str | None] = "sft.yaml"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
     required_fields: ClassVar[tuple[str, ...]] = ("prompt", "response")
+
+    def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
+        return "causal_lm"
 
     def head_names(self, objective: str) -> tuple[str, ...]:
         return ("lm_head",)

@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from open_autoglm.atomic import write_text
 from open_autoglm.config import Config
+from open_autoglm.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -164,5 +165,5 @@ def tracker_callbacks(config: Config, trial_dir: Path) -> list[TrainerCallback]:
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
-    writer = SummaryWriter(log_dir=str(config.run_dir / "tensorboard" / trial_dir.name))
+    writer = SummaryWriter(log_dir=str(RunFolder(config.run_dir).tensorboard / trial_dir.name))
     return [TensorBoardCallback(tb_writer=writer)]

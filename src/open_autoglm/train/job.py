@@ -8,7 +8,6 @@ config → data splits → tokenizer and model → method → trainer → (resum
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import math
 import shutil
@@ -37,17 +36,25 @@ from open_autoglm.distributed import (
     world_size,
 )
 from open_autoglm.methods import METHODS, MethodContext
+from open_autoglm.methods.params import method_params
 from open_autoglm.models import (
-    AUTOGLM_META,
     Placement,
     choose_placement,
     load_model,
     load_tokenizer,
-    objective_for,
     resolve_model_path,
 )
-from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
+from open_autoglm.monitor import ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
+from open_autoglm.run_folder import (
+    ModelMeta,
+    RunFolder,
+    RunSummary,
+    TrialFolder,
+    read_json_object,
+    write_model_meta,
+    write_summary,
+)
 from open_autoglm.tasks import TASKS, BaseTask, PreparedData
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
 from open_autoglm.train.callbacks import (
@@ -102,6 +109,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     """Fine-tune as the config says; write everything to the run folder; return the summary."""
     started = time.perf_counter()
     run_dir = config.run_dir
+    folder = RunFolder(run_dir)
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes the run folder
     if resume and _has_progress(run_dir):  # every rank checks, before anything is written
         check_resume_compatible(run_dir, with_layer_student(config, build=False))
@@ -111,22 +119,22 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
         # distill.student_layers: model.name becomes <run>/student-init
         config = with_layer_student(config, build=main)
         if main:
-            dump_config(config, run_dir / "config.yaml")
+            dump_config(config, folder.config)
         loaded = load_data(config)
-    with ResourceMonitor(run_dir / RESOURCES_FILE) if main else nullcontext() as monitor:
-        fit_result = fit(config, run_dir / "trials" / "0", resume=resume, loaded=loaded)
-        save_fitted(fit_result, run_dir / "model", config)
+    with ResourceMonitor(folder.resources) if main else nullcontext() as monitor:
+        fit_result = fit(config, folder.trial(0).path, resume=resume, loaded=loaded)
+        save_fitted(fit_result, folder.model, config)
     summary = build_summary(config, fit_result, time.perf_counter() - started)
     if monitor is not None:
-        summary["resources"] = monitor.summary()
-        write_json(run_dir / "summary.json", summary)
-    return summary
+        summary.resources = monitor.summary()
+        write_summary(folder.summary, summary)
+    return summary.to_json()
 
 
 def _has_progress(run_dir: Path) -> bool:
     """Whether a resume would continue or reuse something: a finished run, or a complete checkpoint."""
-    checkpoints = run_dir / "trials" / "0" / "checkpoint"
-    return (run_dir / "summary.json").exists() or bool(complete_checkpoints(checkpoints))
+    folder = RunFolder(run_dir)
+    return folder.summary.exists() or bool(complete_checkpoints(folder.trial(0).checkpoints))
 
 
 def fit(
@@ -146,9 +154,9 @@ def fit(
     over) and no baseline evaluation (the untuned model is the same for every trial).
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = trial_dir / "checkpoint"
+    checkpoint_dir = TrialFolder(trial_dir).checkpoints
     checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
-    metrics_file = trial_dir / "metrics.jsonl"
+    metrics_file = TrialFolder(trial_dir).metrics
     if checkpoint is None and is_main_process():  # a fresh start: nothing of an earlier attempt may mix in
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         metrics_file.unlink(missing_ok=True)
@@ -164,7 +172,7 @@ def fit(
     # 2. Model, tokenizer and where they run.
     placement = choose_placement(config.model.device, config.model.precision)
     model_path = resolve_model_path(config.model.name)
-    objective = objective_for(config.task, model_path, config.model)
+    objective = task.objective(model_path, config.model)
     tokenizer = load_tokenizer(model_path, config.model)
     prepared = task.prepare(loaded.splits, tokenizer, config, objective)
     model, new_modules = load_model(
@@ -175,14 +183,14 @@ def fit(
     train_rows = len(prepared.datasets["train"])
     steps = total_optimizer_steps(train_rows, config)
     heads = tuple(dict.fromkeys(task.head_names(objective) + new_modules))  # + randomly initialised modules
-    ctx = MethodContext(config.task, objective, heads, steps)
+    ctx = MethodContext(task.kind, objective, heads, steps)
     method = METHODS.get(config.method.name)()
-    if config.task not in method.tasks:
+    if task.kind not in method.tasks:
         raise ValueError(f"method {method.name!r} does not support task {config.task!r}")
     probe = prepared.collator(
         [_without_length(prepared.datasets["train"][i]) for i in range(min(2, train_rows))]
     )
-    model = apply_method(method, model, config.method.params(), ctx, probe)
+    model = apply_method(method, model, method_params(config.method), ctx, probe)
     freeze_bottom_layers(model, config.train.freeze_layers)
     warmup = _head_warmup(config, model, heads, new_modules, steps)
     trainable, total = count_parameters(model)
@@ -237,9 +245,7 @@ def fit(
         # the wrapped model again.
         logger.warning("no baseline evaluation of the untuned model under FSDP / DeepSpeed")
         baseline = False
-    untuned = (
-        _baseline(trainer, trial_dir, task.name, loaded.splits, checkpoint is not None) if baseline else {}
-    )
+    untuned = _baseline(trainer, trial_dir, task, loaded.splits, checkpoint is not None) if baseline else {}
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
     try:
@@ -282,48 +288,50 @@ def fit(
     )
 
 
-def build_summary(config: Config, fit_result: FitResult, seconds: float) -> dict[str, Any]:
-    """summary.json of a single run, in the contract's shape."""
+def build_summary(config: Config, fit_result: FitResult, seconds: float) -> RunSummary:
+    """summary.json of a single run."""
     state, metrics = fit_result.trainer.state, fit_result.metrics
     loaded = fit_result.loaded
-    return {
-        "task": config.task,
-        "metric": fit_result.task.metric,
-        "greater_is_better": fit_result.task.greater_is_better,
-        "method": config.method.name,
-        "model": config.model.name,
-        "best": {
+    return RunSummary(
+        task=config.task,
+        metric=fit_result.task.metric,
+        greater_is_better=fit_result.task.greater_is_better,
+        method=config.method.name,
+        model=config.model.name,
+        best={
             "params": run_params(config),
             "metrics": metrics.get("test", metrics["validation"]),
             "validation": metrics["validation"],
             "test": metrics.get("test"),
         },
-        "baseline": {"metrics": fit_result.baseline},
-        "trials": {"complete": 1, "pruned": 0, "failed": 0},
-        "compute": {
+        baseline={"metrics": fit_result.baseline},
+        trials={"complete": 1, "pruned": 0, "failed": 0},
+        compute={
             "train_steps": state.global_step,
             "train_examples": state.global_step * examples_per_step(fit_result.trainer.args),
             "seconds": round(seconds, 2),
             "train_seconds": round(fit_result.train_seconds, 2),
         },
-        "parameters": {"trainable": fit_result.parameters[0], "total": fit_result.parameters[1]},
-        "data": {
-            "rows_in": loaded.report.get("rows_in"),
-            "quarantined": loaded.report.get("quarantined"),
-            "removed": loaded.report.get("removed"),
-            "rows_kept": {split: len(rows) for split, rows in loaded.splits.items()},
-            "dropped": fit_result.prepared.dropped,
+        parameters={"trainable": fit_result.parameters[0], "total": fit_result.parameters[1]},
+        placement={"device": fit_result.placement.device, "precision": fit_result.placement.precision},
+        versions=versions(),
+        sections={
+            "data": {
+                "rows_in": loaded.report.get("rows_in"),
+                "quarantined": loaded.report.get("quarantined"),
+                "removed": loaded.report.get("removed"),
+                "rows_kept": {split: len(rows) for split, rows in loaded.splits.items()},
+                "dropped": fit_result.prepared.dropped,
+            },
+            "resumed_from": str(fit_result.resumed_from) if fit_result.resumed_from else None,
         },
-        "placement": {"device": fit_result.placement.device, "precision": fit_result.placement.precision},
-        "resumed_from": str(fit_result.resumed_from) if fit_result.resumed_from else None,
-        "versions": versions(),
-    }
+    )
 
 
 def run_params(config: Config) -> dict[str, Any]:
     """The hyperparameters that define this run, as flat `section.key` names (the search space's names)."""
     params: dict[str, Any] = {"method.name": config.method.name}
-    params |= {f"method.{k}": v for k, v in config.method.params().model_dump(mode="json").items()}
+    params |= {f"method.{k}": v for k, v in method_params(config.method).model_dump(mode="json").items()}
     train = config.train
     params |= {"train.lr": train.lr, "train.batch_size": train.batch_size, "train.epochs": train.epochs}
     return params
@@ -417,22 +425,19 @@ def _forget_preparation(model: Any) -> None:
 
 
 def _baseline(
-    trainer: AutoglmTrainer, trial_dir: Path, task: str, splits: dict, resuming: bool
+    trainer: AutoglmTrainer, trial_dir: Path, task: BaseTask, splits: dict, resuming: bool
 ) -> dict[str, float]:
-    """Metrics of the model before any training (kept across a resume), plus the majority-class accuracy."""
-    path = trial_dir / "baseline.json"
+    """Metrics of the model before any training (kept across a resume), plus the task's reference baseline
+    (for classification, the majority-class accuracy)."""
+    path = TrialFolder(trial_dir).baseline
     if resuming and path.exists():
         try:
-            return dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as err:  # the model is still untuned here: measure it again
-            logger.warning("%s is unreadable (%s): evaluating the untuned model again", path, err)
+            return read_json_object(path, "a baseline record")
+        except ValueError as err:  # the model is still untuned here: measure it again
+            logger.warning("%s: evaluating the untuned model again", err)
     baseline = evaluate(_evaluation_twin(trainer), trainer.eval_dataset, prefix="baseline")
     _forget_preparation(trainer.model)
-    if task == "classification":
-        counts = Counter(str(r["label"]) for r in splits["train"])
-        majority = counts.most_common(1)[0][0]
-        val = splits["validation"]
-        baseline["majority_accuracy"] = sum(str(r["label"]) == majority for r in val) / max(len(val), 1)
+    baseline |= task.reference_baseline(splits)
     if trainer.is_world_process_zero():
         write_json(path, baseline)
     return baseline
@@ -482,22 +487,22 @@ def save_model(
     `state_dict`: the weights when the model in memory holds only this rank's shard (FSDP, DeepSpeed ZeRO-3).
     The folder appears whole or not at all: a kill or a full disk half-way leaves the earlier one.
     """
-    meta = {
-        "task": config.task,
-        "objective": objective,
-        "method": config.method.name,
-        "base_model": base_model,
-        "labels": labels,
-        "text_prefix": config.data.text_prefix,
-        "max_length": config.data.max_length,
-        "model": config.model.model_dump(mode="json"),
-        "versions": versions(),
-    }
+    meta = ModelMeta(
+        task=config.task,
+        objective=objective,
+        method=config.method.name,
+        base_model=base_model,
+        labels=labels,
+        text_prefix=config.data.text_prefix,
+        max_length=config.data.max_length,
+        model=config.model.model_dump(mode="json"),
+        versions=versions(),
+    )
     with staged_path(model_dir) as partial:
         partial.mkdir(parents=True)
         model.save_pretrained(str(partial), safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(str(partial))
-        write_json(partial / AUTOGLM_META, meta)
+        write_model_meta(partial, meta)
 
 
 def _without_length(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from torch import nn
 
 from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
-from open_autoglm.models import AUTOGLM_META, objective_for, resolve_model_path
+from open_autoglm.models import resolve_model_path
 from open_autoglm.models.loading import read_meta
+from open_autoglm.run_folder import ModelFolder, RunFolder
+from open_autoglm.tasks import TASKS
 from open_autoglm.train.distillation import load_teacher
 
-STUDENT_INIT = "student-init"  # the folder in the run that holds the student before training
 logger = logging.getLogger(__name__)
 
 
@@ -31,7 +32,7 @@ def with_layer_student(config: Config, build: bool = True) -> Config:
     distill = config.distill
     if not (distill.teacher and distill.student_layers):
         return config
-    out_dir = config.run_dir / STUDENT_INIT
+    out_dir = RunFolder(config.run_dir).student_init
     if build:
         objective = _teacher_objective(config.task, Path(resolve_model_path(distill.teacher)))
         build_layer_student(
@@ -46,9 +47,9 @@ def with_layer_student(config: Config, build: bool = True) -> Config:
 
 def _teacher_objective(task: str, folder: Path) -> str:
     """What the teacher was trained for (an adapter folder has no config.json to read it from)."""
-    if (folder / AUTOGLM_META).is_file():
-        return str(read_meta(folder)["objective"])
-    return objective_for(task, str(folder), ModelConfig())
+    if ModelFolder(folder).meta.is_file():
+        return read_meta(folder).objective
+    return TASKS.get(task)().objective(str(folder), ModelConfig())
 
 
 def build_layer_student(

@@ -1,4 +1,4 @@
-"""`task: transfer`: domain adaptation in three steps, top to bottom.
+"""`recipe: transfer`: domain adaptation in three steps, top to bottom.
 
 1. continued pretraining on the unlabelled domain text → <run>/adapted (a full model folder);
 2. the labelled task with the config's method, from the adapted model → <run>/model, and the same from the
@@ -13,7 +13,6 @@ again skips the finished steps, and `fit` resumes the unfinished one from its la
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,34 +24,37 @@ from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import is_distributed
-from open_autoglm.monitor import RESOURCES_FILE, ResourceMonitor
+from open_autoglm.monitor import ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
+from open_autoglm.run_folder import RunFolder, TrialFolder, read_json_object, write_summary
 from open_autoglm.train.job import build_summary, fit, save_fitted
 from open_autoglm.transfer.second_task import backbones, probe_second_task
 from open_autoglm.transfer.steps import finetune_config, pretrain_config
 from open_autoglm.transfer.summary import build_transfer_summary
 
-STEP_RECORD = "step.json"
 logger = logging.getLogger(__name__)
 
 
 def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
     """Adapt, fine-tune and evaluate as the config says; write everything to the run folder; return the summary."""
-    if config.task != "transfer":
-        raise ValueError(f"run_transfer needs task: transfer, the config says {config.task!r}")
+    if config.recipe != "transfer":
+        raise ValueError(f"run_transfer needs recipe: transfer, the config says {config.recipe!r}")
+    if config.transfer.domain_text is None:
+        raise ValueError("recipe: transfer needs transfer.domain_text (unlabelled domain text)")
     if is_distributed():  # each step's model is loaded by the next one from rank 0's files
-        raise ValueError("task: transfer runs on one process; run it without torchrun / accelerate launch")
+        raise ValueError("recipe: transfer runs on one process; run it without torchrun / accelerate launch")
     started = time.perf_counter()
     run_dir = config.run_dir
-    steps_dir, adapted_dir, model_dir = run_dir / "steps", run_dir / "adapted", run_dir / "model"
-    if resume and ((run_dir / "summary.json").exists() or steps_dir.exists()):
+    folder = RunFolder(run_dir)
+    steps_dir, adapted_dir, model_dir = folder.steps, folder.adapted, folder.model
+    if resume and (folder.summary.exists() or steps_dir.exists()):
         # finished steps must not be reused under other settings, nor the labelled data split anew
         labelled_config = finetune_config(config, steps_dir / "finetune", config.model.name)
         check_resume_compatible(run_dir, config, data_config=labelled_config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
+    dump_config(config, folder.config)
 
-    with ResourceMonitor(run_dir / RESOURCES_FILE) as monitor:
+    with ResourceMonitor(folder.resources) as monitor:
         # 1. Continued pretraining on the domain text: the whole model, saved as a full model folder.
         pretrain = _step(
             steps_dir / "pretrain",
@@ -62,7 +64,7 @@ def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
 
         # 2. The labelled task from the adapted model, and from the original one as the control; same data.
         labelled: LoadedData = load_data(
-            finetune_config(config, steps_dir / "finetune", config.model.name), run_dir / "data"
+            finetune_config(config, steps_dir / "finetune", config.model.name), folder.data
         )
         finetune = _step(
             steps_dir / "finetune",
@@ -84,32 +86,20 @@ def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
     summary = build_transfer_summary(
         config, pretrain, finetune, control, second, time.perf_counter() - started
     )
-    summary["resources"] = monitor.summary()
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    summary.resources = monitor.summary()
+    write_summary(folder.summary, summary)
+    return summary.to_json()
 
 
 def _step(step_dir: Path, resume: bool, run: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
     """The step's record: read from step.json when it already finished (and we resume), else run it."""
-    record = step_dir / STEP_RECORD
+    record = TrialFolder(step_dir).step_record
     if resume and record.is_file():
         logger.info("%s finished earlier: skipping it", step_dir.name)
-        return _read_record(record)
+        return read_json_object(record, "a step record", "delete it to run the step again")
     step_dir.mkdir(parents=True, exist_ok=True)
     result = run(step_dir)
     write_json(record, result)  # whole or not at all: a kill never leaves half a record
-    return result
-
-
-def _read_record(record: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(record.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{record}: not a step record ({err}); delete it to run the step again") from None
-    if not isinstance(result, dict):
-        raise ValueError(
-            f"{record}: a JSON {type(result).__name__}, not a step record; delete it to run the step again"
-        )
     return result
 
 
@@ -122,11 +112,11 @@ def _fit_step(
 ) -> dict[str, Any]:
     """Train one step with `fit`, save its model to `model_dir` (if any); its record is its run summary."""
     started = time.perf_counter()
-    dump_config(step_config, step_dir / "config.yaml")
+    dump_config(step_config, TrialFolder(step_dir).config)
     result = fit(step_config, step_dir, resume=resume, loaded=loaded)
     if model_dir is not None:
         save_fitted(result, model_dir, step_config)
     summary = build_summary(step_config, result, time.perf_counter() - started)
     del result  # one model in memory at a time
     gc.collect()
-    return summary
+    return summary.to_json()

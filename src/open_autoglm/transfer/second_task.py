@@ -20,6 +20,7 @@ from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
 from open_autoglm.data.prepared import load_data
 from open_autoglm.models import choose_placement, load_finetuned, load_tokenizer, resolve_model_path
+from open_autoglm.run_folder import RunFolder
 from open_autoglm.transfer.probe import linear_probe, majority_accuracy, mean_pooled_features
 from open_autoglm.transfer.steps import second_task_config
 
@@ -45,7 +46,7 @@ def probe_second_task(config: Config, step_dir: Path, loaders: dict[str, Backbon
     `loaders` must include "original": the others are reported as changes against it.
     """
     second = second_task_config(config, step_dir)
-    splits = load_data(second, step_dir / "data").splits
+    splits = load_data(second, RunFolder(step_dir).data).splits
     scored = "test" if splits.get("test") else "validation"
     data = second.data
 

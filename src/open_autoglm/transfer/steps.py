@@ -1,4 +1,4 @@
-"""The configs of the transfer run's steps, derived from the one `task: transfer` config.
+"""The configs of the transfer run's steps, derived from the one `recipe: transfer` config.
 
 Each step is an ordinary run of its own task (pretrain, classification) in its own folder under
 <run>/steps/, so `fit` trains it, checkpoints it and resumes it like any other run.
@@ -72,5 +72,9 @@ def second_task_config(config: Config, step_dir: Path) -> Config:
 
 def _derived(config: Config, step_dir: Path, **sections: Any) -> Config:
     """A copy of `config` run in `step_dir`, with whole sections replaced (and validated again)."""
-    raw = config.model_dump() | {"output_dir": step_dir.parent, "name": step_dir.name} | sections
+    raw = (
+        config.model_dump()
+        | {"output_dir": step_dir.parent, "name": step_dir.name, "recipe": "single"}
+        | sections
+    )
     return Config.model_validate(raw)

@@ -21,7 +21,6 @@ from open_autoglm.data.readers.base import (
     Malformed,
     ReadOptions,
     Record,
-    register_reader,
 )
 from open_autoglm.data.readers.detect import detect_format
 from open_autoglm.data.readers.loading import iter_records, read_records
@@ -36,5 +35,4 @@ __all__ = [
     "detect_format",
     "iter_records",
     "read_records",
-    "register_reader",
 ]

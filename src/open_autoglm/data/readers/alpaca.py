@@ -7,19 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
     RowError,
-    register_reader,
     to_records,
 )
 from open_autoglm.data.readers.canonical import optional_str, prompt_response, required_str
 from open_autoglm.data.readers.json_objects import iter_json_rows
 
 
-@register_reader
+@READERS.register
 class AlpacaReader(BaseReader):
     """Rows become prompt/response, or messages when they carry a dialogue `history`."""
 

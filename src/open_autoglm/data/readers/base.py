@@ -125,7 +125,8 @@ def to_records(
 
 
 class BaseReader(ABC):
-    """A data format. Subclasses set `name` (and `tasks` when they cannot feed every task)."""
+    """A data format. Subclasses set `name` (and `tasks` when they cannot feed every task) and register with
+    `@READERS.register` above the class; a plugin's reader joins through the `open_autoglm.readers` entry points."""
 
     name: ClassVar[str]
     tasks: ClassVar[frozenset[str]] = TASKS
@@ -145,9 +146,3 @@ class BaseReader(ABC):
 
 
 READERS: Registry[type[BaseReader]] = Registry("data reader", entry_point_group="open_autoglm.readers")
-
-
-def register_reader(cls: type[BaseReader]) -> type[BaseReader]:
-    """Class decorator: register a reader under its `name`."""
-    READERS.add(cls.name, cls)
-    return cls

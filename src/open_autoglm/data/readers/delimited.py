@@ -16,12 +16,12 @@ from typing import ClassVar, Literal
 
 from open_autoglm.data.encoding import open_text
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
     Row,
-    register_reader,
     to_records,
     undecodable,
 )
@@ -101,7 +101,7 @@ class DelimitedReader(BaseReader):
                 yield Row(start, dict(zip(layout.names, fields, strict=True)), raw)
 
 
-@register_reader
+@READERS.register
 class CsvReader(DelimitedReader):
     name = "csv"
     delimiter = ","
@@ -109,7 +109,7 @@ class CsvReader(DelimitedReader):
     joins_extra_fields = False  # quoting is how CSV keeps commas in a text
 
 
-@register_reader
+@READERS.register
 class TsvReader(DelimitedReader):
     name = "tsv"
     delimiter = "\t"

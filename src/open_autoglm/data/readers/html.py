@@ -8,18 +8,18 @@ from pathlib import Path
 from open_autoglm.data.clean import decode_html, page_main_text
 from open_autoglm.data.encoding import open_binary
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
-    register_reader,
     undecodable,
 )
 
 NO_MAIN_TEXT = "no main text in HTML page"
 
 
-@register_reader
+@READERS.register
 class HtmlReader(BaseReader):
     """The main text of the page (navigation, menus, footers and comments dropped) as `text`; a page with
     none is quarantined. `line` is always 1. `options.encoding` overrides the page's own charset labels."""

@@ -7,18 +7,18 @@ from functools import partial
 from pathlib import Path
 
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
-    register_reader,
     to_records,
 )
 from open_autoglm.data.readers.canonical import canonical
 from open_autoglm.data.readers.json_objects import iter_json_rows
 
 
-@register_reader
+@READERS.register
 class JsonlReader(BaseReader):
     """classification: `text_field`/`label_field`; sft: prompt/response or messages; pretrain: `text_field`."""
 

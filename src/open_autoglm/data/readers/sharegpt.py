@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
     RowError,
-    register_reader,
     to_records,
 )
 from open_autoglm.data.readers.canonical import check_messages, optional_str
@@ -33,7 +33,7 @@ SPEAKER_ROLES = {
 }
 
 
-@register_reader
+@READERS.register
 class ShareGptReader(BaseReader):
     name = "sharegpt"
     tasks = frozenset({"sft"})

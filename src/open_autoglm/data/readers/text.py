@@ -7,16 +7,16 @@ from pathlib import Path
 
 from open_autoglm.data.encoding import open_text
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
-    register_reader,
     undecodable,
 )
 
 
-@register_reader
+@READERS.register
 class TextReader(BaseReader):
     """Plain text has no labels and no prompt/response split, so it feeds pretraining only."""
 

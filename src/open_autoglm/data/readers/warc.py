@@ -16,11 +16,11 @@ from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
 from open_autoglm.data.clean import decode_html, page_main_text
 from open_autoglm.data.readers.base import (
+    READERS,
     BaseReader,
     Malformed,
     ReadOptions,
     Record,
-    register_reader,
     undecodable,
 )
 from open_autoglm.data.readers.html import NO_MAIN_TEXT
@@ -30,7 +30,7 @@ SNIFF_BYTES = 1024  # the start of a payload looked at when the Content-Type is 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-@register_reader
+@READERS.register
 class WarcReader(BaseReader):
     """The main text of each HTML `response` record as `text`; requests, warcinfo, metadata, resource and
     revisit records are not data rows and are skipped.

@@ -8,7 +8,8 @@ registers the tuner with PEFT).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 from torch import nn
@@ -21,7 +22,14 @@ from open_autoglm.methods.adapter.tuner import (
     BottleneckAdapterLayer,
     BottleneckAdapterModel,
 )
-from open_autoglm.methods.base import BaseMethod, MethodContext, MethodNotApplicable, register_method
+from open_autoglm.methods.base import (
+    METHODS,
+    BaseMethod,
+    MethodContext,
+    MethodNotApplicable,
+    MethodSpace,
+    ModelShape,
+)
 from open_autoglm.methods.peft_glue import get_peft_model_or_explain, modules_to_save, peft_task_type
 
 __all__ = [
@@ -51,13 +59,18 @@ class AdapterParams(StrictModel):
     )
 
 
-@register_method
+@METHODS.register
 class AdapterMethod(BaseMethod):
     """Houlsby/Pfeiffer bottleneck adapters on each FFN output; base frozen, adapters and task head trained."""
 
     name = "adapter"
     params_cls = AdapterParams
     uses_peft = True
+    # A parameter-efficient method like LoRA: its learning rate shares LoRA's range and Optuna parameter.
+    search_spaces = {
+        "classification": MethodSpace(lr=(1.0e-4, 5.0e-3), params={"bottleneck_size": [16, 32, 64, 128]})
+    }
+    lr_param = "lr_peft"
 
     def apply(self, model: nn.Module, params: AdapterParams, ctx: MethodContext) -> nn.Module:
         model_type = getattr(getattr(model, "config", None), "model_type", None)
@@ -77,3 +90,7 @@ class AdapterMethod(BaseMethod):
             modules_to_save=modules_to_save(ctx),
         )
         return get_peft_model_or_explain(model, config, self.name)
+
+    @classmethod
+    def trainable_params(cls, shape: ModelShape, params: Mapping[str, Any]) -> float:
+        return shape.layers * 2 * params["bottleneck_size"] * shape.hidden  # a down- and an up-projection

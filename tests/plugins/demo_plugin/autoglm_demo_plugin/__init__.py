@@ -1,7 +1,7 @@
 """What a third-party package adds to Open-AutoGLM through entry points (see pyproject.toml): `bias_only`, a
 BitFit-style method (biases and the task head train), `pipe`, a reader of `label|text` lines, the cleaner
-`mask_digits`, the metric `balanced_accuracy`, the exporter `label_list` and the search objective
-`calibration_error`."""
+`mask_digits`, the metric `balanced_accuracy`, the exporter `label_list`, the search objective
+`calibration_error`, and the task `topics`: classification judged by macro-F1 (a plugin task extends a built-in)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from open_autoglm.config.base import StrictModel
 from open_autoglm.data.readers.base import BaseReader, Malformed, ReadOptions, Record
 from open_autoglm.methods.base import BaseMethod, MethodContext
 from open_autoglm.search.objectives import Objective, TrialOutcome
+from open_autoglm.tasks.classification import ClassificationTask
 
 
 class BiasOnlyParams(StrictModel):
@@ -35,6 +36,13 @@ class BiasOnly(BaseMethod):
             in_head = any(f".{head}." in f".{name}" for head in ctx.head_names)
             parameter.requires_grad = name.endswith(".bias") or in_head
         return model
+
+
+class TopicsTask(ClassificationTask):
+    """Topic labelling: rows, head and metrics of classification, but the best model is the best macro-F1 one."""
+
+    name: ClassVar[str] = "topics"
+    metric: ClassVar[str] = "f1_macro"
 
 
 class PipeReader(BaseReader):
