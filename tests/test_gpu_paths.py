@@ -15,7 +15,7 @@ import torch
 from open_autoglm import monitor
 from open_autoglm.config import validate_config
 from open_autoglm.models import Placement, choose_placement
-from open_autoglm.search import job as search_job
+from open_autoglm.search.worker import run_worker_processes
 
 MB = 2**20
 
@@ -97,5 +97,5 @@ def test_each_search_worker_gets_its_own_gpu(
     monkeypatch.setattr(subprocess, "Popen", Recorded)
     config = validate_config({"name": "gpus", "output_dir": str(tmp_path), "search": {"workers": 3}})
     config.run_dir.mkdir(parents=True)
-    search_job._run_worker_processes(config, study=None, deadline=None)  # type: ignore[arg-type]
+    run_worker_processes(config, study=None, deadline=None)  # type: ignore[arg-type]
     assert [env["CUDA_VISIBLE_DEVICES"] for env in started] == ["0", "1", "0"]  # round robin over 2 GPUs

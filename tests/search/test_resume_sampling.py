@@ -9,8 +9,9 @@ import pytest
 from optuna.trial import TrialState
 
 from open_autoglm.config import ConfigError, validate_config
-from open_autoglm.search.job import run_tune, sampler_seed
+from open_autoglm.search.job import run_tune
 from open_autoglm.search.storage import open_storage
+from open_autoglm.search.study import sampler_seed
 
 
 def test_a_continued_search_does_not_repeat_the_parameters_of_its_first_run(

@@ -12,7 +12,7 @@ import torch
 from open_autoglm import distributed
 from open_autoglm.config import validate_config
 from open_autoglm.models import load_finetuned
-from open_autoglm.search.job import check_launch
+from open_autoglm.search.ranks import check_launch
 from open_autoglm.train import job as train_job
 
 
@@ -75,11 +75,11 @@ def test_a_sharded_run_saves_the_gathered_weights_and_skips_the_baseline(
 def test_objectives_that_run_the_model_on_rank_0_alone_are_refused_when_sharded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from open_autoglm.search import job as search_job
+    from open_autoglm.search import ranks
 
     config = validate_config({"search": {"objectives": ["quality", "latency"], "mode": "pareto"}})
     check_launch(config)  # DDP: rank 0 may run its own copy
-    monkeypatch.setattr(search_job, "sharded_training", lambda: True)
+    monkeypatch.setattr(ranks, "sharded_training", lambda: True)
     with pytest.raises(ValueError, match=r"\['latency'\] run the trained model on rank 0 alone"):
         check_launch(config)
     check_launch(validate_config({"search": {"objectives": ["quality", "params"], "mode": "pareto"}}))

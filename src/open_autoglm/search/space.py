@@ -31,6 +31,7 @@ from open_autoglm.config import Config, ConfigError, validate_config
 from open_autoglm.config.loading import set_dotted
 from open_autoglm.methods import METHODS
 from open_autoglm.methods.params import method_params
+from open_autoglm.search.optuna_private import distribution_contains
 from open_autoglm.tasks import TASKS
 
 _ENTRY_KEYS = {"type", "key", "if", "low", "high", "log", "step", "choices"}
@@ -77,7 +78,7 @@ class SearchSpace:
             value = _get_dotted(raw, param.key)
             dist = param.distribution
             try:
-                inside = dist._contains(dist.to_internal_repr(value))
+                inside = distribution_contains(dist, value)
             except (ValueError, TypeError):
                 inside = False
             if not inside:

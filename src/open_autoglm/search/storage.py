@@ -24,11 +24,11 @@ import sqlalchemy
 import sqlalchemy.exc
 from filelock import FileLock
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from open_autoglm.run_folder import RunFolder
+from open_autoglm.search.optuna_private import heartbeat_storage, stale_trial_ids, storage_of, trial_id
 
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 90
@@ -171,16 +171,15 @@ def worker_alive(worker: str) -> bool | None:
 
 def recover_interrupted(study: optuna.Study) -> list[int]:
     """Fail the running trials of dead workers on this host and queue each again with the same parameters."""
+    storage = storage_of(study)
     recovered = []
     for trial in study.get_trials(deepcopy=True, states=(TrialState.RUNNING,)):  # snapshots
         worker = trial.user_attrs.get("worker")
         if worker is None or worker_alive(worker) is not False:
             continue
         try:  # the reason first: a finished trial takes no more attributes
-            study._storage.set_trial_user_attr(
-                trial._trial_id, "fail_reason", f"interrupted: worker {worker} died"
-            )
-            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id(trial), "fail_reason", f"interrupted: worker {worker} died")
+            storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process got there first
         requeue(study, trial)  # from the snapshot taken before the reason was set
@@ -190,8 +189,7 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 def recover_without_heartbeats(study: optuna.Study) -> list[int]:
     """Where the storage keeps no heartbeats (a journal file), find dead local workers by process id."""
-    storage = study._storage
-    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+    if heartbeat_storage(study) is not None:
         return []
     return recover_interrupted(study)
 
@@ -207,18 +205,16 @@ def fail_silent_trials(study: optuna.Study) -> list[int]:
     Optuna's `fail_stale_trials` does the same but leaves no reason on the trial; we write the reason first
     (a finished trial takes no more attributes).
     """
-    storage = study._storage
-    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
-        return []
+    storage = storage_of(study)
     failed = []
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
-        snapshot = copy.deepcopy(storage.get_trial(trial_id))  # a cached storage hands out its own object
+    for stale in stale_trial_ids(study):  # none where the storage keeps no heartbeats
+        snapshot = copy.deepcopy(storage.get_trial(stale))  # a cached storage hands out its own object
         worker = snapshot.user_attrs.get("worker", "?")
         try:
             storage.set_trial_user_attr(
-                trial_id, "fail_reason", f"interrupted: worker {worker} stopped sending heartbeats"
+                stale, "fail_reason", f"interrupted: worker {worker} stopped sending heartbeats"
             )
-            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            if not storage.set_trial_state_values(stale, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first

@@ -17,7 +17,6 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
@@ -38,10 +37,10 @@ from open_autoglm.search.objectives import (
     pareto_front,
     weighted_score,
 )
+from open_autoglm.search.optuna_private import heartbeat_storage, trial_id
 from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
 from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import worker_id
-from open_autoglm.tasks import TASKS
 from open_autoglm.train.callbacks import perplexity
 from open_autoglm.train.job import FitResult, examples_per_step, fit, save_fitted
 
@@ -124,7 +123,7 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> TrialState:
         return _drop_taken_over(ctx, trial, twin)
     finally:
         heartbeat.stop()
-        _release_memory()
+        release_memory()
 
 
 def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | None) -> TrialState:
@@ -193,35 +192,13 @@ def _drop_taken_over(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial
 
 @dataclass(frozen=True)
 class TrialOrder:
-    """What rank 0 sends the other processes of a `torchrun` launch: train this config with me."""
+    """What rank 0 sends the other processes of a `torchrun` launch: train this config with me (they follow
+    in search/ranks.py)."""
 
     config: Config
     trial_dir: Path
     baseline: bool
     loaded: LoadedData | None = None  # the refit's train+validation; trials use the splits every rank read
-
-
-def follow_trials(ctx_config: Config, loaded: LoadedData) -> None:
-    """The loop of ranks other than 0 under `torchrun`: train each trial rank 0 orders, until it sends None.
-
-    Rank 0 alone talks to the study; here the same config trains with it (DDP inside `fit`), and a pruning
-    decision arrives through `ReportingCallback` so that every rank stops the trial at the same evaluation.
-    """
-    while (order := from_main(None)) is not None:
-        try:
-            fit(
-                order.config,
-                order.trial_dir,
-                resume=False,
-                loaded=order.loaded or loaded,
-                callbacks=[ReportingCallback(None, None, TASKS.get(ctx_config.task).metric)],
-                checkpoints=False,
-                baseline=order.baseline,
-            )
-        except optuna.TrialPruned:
-            pass
-        finally:
-            _release_memory()
 
 
 def describe_trial(trial: FrozenTrial) -> str:
@@ -385,7 +362,8 @@ def _tell(
     return state
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
+    """Free what a trial held before the next one starts (its model, optimizer state, cached CUDA blocks)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -396,15 +374,15 @@ class _Heartbeat:
 
     def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
         self._stop = threading.Event()
-        storage = study._storage
+        storage = heartbeat_storage(study)
         self._thread: threading.Thread | None = None
-        if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
-            self._thread = threading.Thread(target=self._beat, args=(storage, trial._trial_id), daemon=True)
+        if storage is not None:
+            self._thread = threading.Thread(target=self._beat, args=(storage, trial_id(trial)), daemon=True)
             self._thread.start()
 
-    def _beat(self, storage: Any, trial_id: int) -> None:
+    def _beat(self, storage: Any, stored_id: int) -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            storage.record_heartbeat(stored_id)
             if self._stop.wait(storage.get_heartbeat_interval()):
                 return
 

@@ -1,24 +1,31 @@
 """A search worker: ask, run, tell — until the study has its trials, stops improving, or runs out of time.
 
-`tune --workers W` starts W of these as processes (`python -m open_autoglm.search.worker_process RUN_DIR ...`),
-each with its share of the CPU threads (and its own GPU on a GPU machine); they share the study through its
-storage.
+With `search.workers: 1` the loop runs in the `tune` process itself; `tune --workers W` starts W of these as
+processes (`run_worker_processes`: `python -m open_autoglm.search.worker_process RUN_DIR ...`), each with its
+share of the CPU threads (and its own GPU on a GPU machine); they share the study through its storage.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
+from open_autoglm.config import Config
+from open_autoglm.run_folder import RunFolder
 from open_autoglm.search.storage import (
     count_trials,
     fail_silent_trials,
     recover_without_heartbeats,
+    this_process_threads,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,6 +68,11 @@ def work(
         run_trial(ctx, trial)
         if on_trial is not None:
             on_trial(ctx.study, trial.number)
+
+
+def stop_rules(config: Config) -> tuple[int | None, bool]:
+    """`work`'s patience and terminator, as the config sets them."""
+    return config.search.patience, config.search.terminator
 
 
 def should_stop(
@@ -107,3 +119,40 @@ def trials_since_best(study: optuna.Study) -> int | None:
 def split_threads(workers: int, cores: int) -> int:
     """Threads per worker so that W workers use the cores without oversubscribing them."""
     return max(1, cores // workers)
+
+
+def run_worker_processes(config: Config, study: optuna.Study, deadline: float | None) -> None:
+    """W worker processes, threads split between them, one GPU each when there are GPUs.
+
+    A worker that dies is an error only if the study did not finish without it (the others re-run its trial).
+    """
+    workers = config.search.workers
+    threads = split_threads(workers, this_process_threads())
+    gpus = torch.cuda.device_count()
+    processes = []
+    for index in range(workers):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        command = [
+            sys.executable,
+            "-m",
+            "open_autoglm.search.worker_process",
+            str(config.run_dir),
+            "--index",
+            str(index),
+        ]
+        if deadline is not None:
+            command += ["--deadline", str(deadline)]
+        log = open(RunFolder(config.run_dir).worker_log(index), "ab")  # noqa: SIM115 — closed after the wait
+        processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    failed = []
+    for index, (process, log) in enumerate(processes):
+        if process.wait() != 0:
+            failed.append(index)
+        log.close()
+    if failed and count_trials(study)["finished"] >= config.search.n_trials:
+        logger.warning("search workers %s died; the others finished the study", failed)
+    elif failed:
+        logs = RunFolder(config.run_dir).worker_log("*")
+        raise RuntimeError(f"search workers {failed} exited with an error; see {logs}")
