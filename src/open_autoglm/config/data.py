@@ -18,14 +18,14 @@ AUGMENT_OPS: list[AugmentOp] = ["synonym", "swap", "delete", "insert"]
 class SourceConfig(StrictModel):
     """One training file of a mix."""
 
-    path: Path
+    path: Path = Field(description="a training file in any supported format")
     weight: float = Field(
         1.0, gt=0, description="multiplies this file's rows in train: 0.5 keeps a seeded half, 2 repeats each"
     )
 
 
 class CleanConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="run the cleaning steps below")
     html: bool = Field(
         True, description="text that looks like HTML becomes its text (scripts/styles dropped)"
     )
@@ -40,7 +40,7 @@ class CleanConfig(StrictModel):
 
 
 class PiiConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="replace personal data in every text field")
     types: list[PiiType] = Field(
         default_factory=lambda: list(PII_TYPES),
         description="replaced by [EMAIL] [PHONE] [ID] [CARD] [IP]",
@@ -48,11 +48,11 @@ class PiiConfig(StrictModel):
 
 
 class FilterConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="remove rows by the length and quality checks below")
     min_chars: int = Field(1, ge=0, description="shorter texts are removed (0 keeps empty ones)")
-    max_chars: PositiveInt | None = None
+    max_chars: PositiveInt | None = Field(None, description="longer texts are removed")
     min_tokens: PositiveInt | None = Field(None, description="counted with the model's tokenizer")
-    max_tokens: PositiveInt | None = None
+    max_tokens: PositiveInt | None = Field(None, description="counted with the model's tokenizer")
     quality_min_chars: int = Field(
         200, ge=0, description="low-information checks below only judge texts at least this long"
     )
@@ -65,7 +65,7 @@ class FilterConfig(StrictModel):
     max_symbol_ratio: float | None = Field(
         0.3, ge=0, le=1, description="share of characters that are neither letters, digits nor spaces"
     )
-    max_digit_ratio: float | None = Field(0.5, ge=0, le=1)
+    max_digit_ratio: float | None = Field(0.5, ge=0, le=1, description="share of characters that are digits")
     languages: list[str] | None = Field(
         None, description="keep only these languages (ISO 639-1, e.g. [zh, en]); mixed zh/en counts as both"
     )
@@ -86,12 +86,14 @@ class DedupConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    enabled: bool = False
+    enabled: bool = Field(False, description="add edited copies of the rows of small classes (EDA)")
     classes: list[str] | None = Field(
         None, description="labels to multiply; None: every class but the largest"
     )
     factor: float = Field(2.0, ge=1, description="a chosen class ends with about factor x its rows")
-    operations: list[AugmentOp] = Field(default_factory=lambda: list(AUGMENT_OPS))
+    operations: list[AugmentOp] = Field(
+        default_factory=lambda: list(AUGMENT_OPS), description="EDA edits to draw from"
+    )
     alpha: float = Field(0.1, gt=0, le=0.5, description="share of words each operation changes")
 
 

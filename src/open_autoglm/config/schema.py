@@ -36,15 +36,19 @@ class Config(StrictModel):
         description="how a train run goes: single (one model, one task), multitask (one backbone, a head per "
         "task in multitask.tasks), transfer (continued pretraining on transfer.domain_text, then fine-tuning)",
     )
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    method: MethodConfig = Field(default_factory=MethodConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
-    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
-    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    model: ModelConfig = Field(
+        default_factory=ModelConfig, description="the pretrained model and where it runs"
+    )
+    data: DataConfig = Field(default_factory=DataConfig, description="the files and how they are prepared")
+    method: MethodConfig = Field(
+        default_factory=MethodConfig, description="a name, or a name and its own keys"
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig, description="one fine-tuning run")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="autoglm tune")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="autoglm export")
+    distill: DistillConfig = Field(default_factory=DistillConfig, description="a teacher for training")
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="recipe: multitask")
+    transfer: TransferConfig = Field(default_factory=TransferConfig, description="recipe: transfer")
     quiet: bool = Field(False, description="no progress bars (CI logs)")
 
     @field_validator("name")

@@ -44,14 +44,16 @@ class MethodConfig(StrictModel):
 
 
 class OptimizerConfig(StrictModel):
-    name: Literal["adamw", "adam", "sgd"] = "adamw"
-    weight_decay: float = Field(0.0, ge=0.0)
+    name: Literal["adamw", "adam", "sgd"] = Field("adamw", description="the optimizer (torch.optim)")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (decoupled for AdamW)")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD only")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW only")
 
 
 class SchedulerConfig(StrictModel):
-    name: Literal["linear", "cosine", "constant", "step", "plateau"] = "linear"
+    name: Literal["linear", "cosine", "constant", "step", "plateau"] = Field(
+        "linear", description="how the learning rate changes over the steps, after any warm-up"
+    )
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with a linear warm-up")
     step_size: PositiveInt = Field(100, description="step: multiply the rate by gamma every step_size steps")
     gamma: float = Field(0.5, gt=0.0, le=1.0, description="step/plateau: decay factor")
@@ -63,7 +65,7 @@ class LossConfig(StrictModel):
     class_weights: Literal["none", "balanced"] | list[float] = Field(
         "none", description="none, balanced (inverse class frequency), or one weight per label"
     )
-    focal_gamma: float = Field(2.0, ge=0.0)
+    focal_gamma: float = Field(2.0, ge=0.0, description="focal: how much easy examples are down-weighted")
 
 
 def _named(value: Any) -> Any:
@@ -72,14 +74,16 @@ def _named(value: Any) -> Any:
 
 
 class TrainConfig(StrictModel):
-    epochs: float = Field(3.0, gt=0.0)
+    epochs: float = Field(3.0, gt=0.0, description="passes over the training split (fractions allowed)")
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: by epochs)")
-    lr: float = Field(2.0e-4, gt=0.0, lt=1.0)
-    batch_size: PositiveInt = 16
+    lr: float = Field(2.0e-4, gt=0.0, lt=1.0, description="peak learning rate")
+    batch_size: PositiveInt = Field(16, description="examples per step on each process")
     eval_batch_size: PositiveInt | None = Field(None, description="defaults to 2x batch_size")
     grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
     max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 turns it off)")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, about 30% more time"
+    )
     mlm_probability: float = Field(
         0.15, gt=0.0, lt=1.0, description="masked LM (pretrain, transfer): share of tokens masked"
     )
@@ -101,9 +105,9 @@ class TrainConfig(StrictModel):
         "distort the pretrained layers",
     )
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    loss: LossConfig = Field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="a name or a section")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="a name or a section")
+    loss: LossConfig = Field(default_factory=LossConfig, description="a name or a section")
     eval_every: Literal["epoch"] | PositiveInt = Field(
         "epoch", description="evaluate each epoch or every N steps"
     )
@@ -111,8 +115,10 @@ class TrainConfig(StrictModel):
         "epoch", description="checkpoint each epoch or every N steps"
     )
     save_total_limit: PositiveInt = Field(2, description="checkpoints kept (older ones deleted)")
-    logging_steps: PositiveInt = 10
-    seed: Seed = 42
+    logging_steps: PositiveInt = Field(10, description="training loss and rate logged every N steps")
+    seed: Seed = Field(
+        42, description="seeds the data split, the sampling order and the weights' initialisation"
+    )
     metrics: list[str] = Field(
         default_factory=list,
         description="classification metrics from plugins (entry points open_autoglm.metrics) reported beside "
@@ -139,7 +145,8 @@ class SearchConfig(StrictModel):
     n_trials: PositiveInt = Field(20, description="finished trials to reach (complete, pruned or failed)")
     workers: PositiveInt = Field(1, description="worker processes on this machine sharing the study")
     space: Literal["default"] | dict[str, Any] = Field(
-        "default", description="default (per task), or param -> distribution (see README)"
+        "default",
+        description="default (the task's own), or param -> distribution (see the Tune page of the docs)",
     )
     sampler: str = Field(
         "auto",
