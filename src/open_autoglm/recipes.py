@@ -56,7 +56,7 @@ RECIPES.register(
         "open_autoglm.multitask.job:run_multitask",
         False,
         "a head per task",
-        ("multitask.tasks",),
+        (),  # the config itself refuses fewer than two multitask.tasks
     )
 )
 RECIPES.register(

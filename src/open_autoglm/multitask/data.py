@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from open_autoglm.config import Config
 from open_autoglm.config.sections import TaskSpec
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
+from open_autoglm.tasks.classification import majority_accuracy
 
 
 @dataclass
@@ -31,9 +31,7 @@ class TaskData:
 
     def majority_accuracy(self, split: str) -> float:
         """Accuracy of always answering the most common training label."""
-        majority = Counter(str(r["label"]) for r in self.loaded.splits["train"]).most_common(1)[0][0]
-        rows = self.loaded.splits.get(split, [])
-        return sum(str(r["label"]) == majority for r in rows) / max(len(rows), 1)
+        return majority_accuracy(self.loaded.splits["train"], self.loaded.splits.get(split, []))
 
 
 def task_config(config: Config, task: TaskSpec) -> Config:

@@ -37,7 +37,6 @@ class PreparedData:
 class BaseTask(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]  # classification | sft | pretrain
-    space_file: ClassVar[str | None] = None  # its default search space in tasks/spaces/
     metric: ClassVar[str]  # the primary quality metric (as reported by evaluation, without the eval_ prefix)
     greater_is_better: ClassVar[bool]
     required_fields: ClassVar[tuple[str, ...]]
@@ -66,11 +65,9 @@ class BaseTask(ABC):
 
     def default_space(self) -> dict[str, Any] | None:
         """What `tune` searches under `search.space: default` (`space:` and `seeds:`): the methods to try and the
-        training knobs, from `tasks/spaces/<space_file>`; each method adds its own parameters. A plugin task
-        inherits its built-in's, or sets `space_file` to None (then search.space must be given)."""
-        if self.space_file is None:
-            return None
-        text = (resources.files("open_autoglm.tasks") / "spaces" / self.space_file).read_text(
+        training knobs of the task's kind (`tasks/spaces/<kind>.yaml`); each method adds its own parameters. A
+        plugin task inherits its built-in's, or overrides this (None: search.space must be given)."""
+        text = (resources.files("open_autoglm.tasks") / "spaces" / f"{self.kind}.yaml").read_text(
             encoding="utf-8"
         )
         return dict(yaml.safe_load(text))

@@ -60,11 +60,16 @@ def classification_metrics(eval_pred: Any, extra: Sequence[str] = ()) -> dict[st
     return plugin_metrics((*BUILTIN_METRICS, *extra), np.asarray(logits).argmax(-1), labels)
 
 
+def majority_accuracy(train: list[dict], rows: list[dict]) -> float:
+    """Accuracy on `rows` of always answering the most common label of `train`."""
+    majority = Counter(str(r["label"]) for r in train).most_common(1)[0][0]
+    return sum(str(r["label"]) == majority for r in rows) / max(len(rows), 1)
+
+
 @TASKS.register
 class ClassificationTask(BaseTask):
     name: ClassVar[str] = "classification"
     kind: ClassVar[str] = "classification"
-    space_file: ClassVar[str | None] = "classification.yaml"
     metric: ClassVar[str] = "accuracy"
     greater_is_better: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("text", "label")
@@ -76,11 +81,7 @@ class ClassificationTask(BaseTask):
         return ("classifier", "score")
 
     def reference_baseline(self, splits: dict[str, list[dict]]) -> dict[str, float]:
-        """Accuracy of always answering the most common training label."""
-        majority = Counter(str(r["label"]) for r in splits["train"]).most_common(1)[0][0]
-        validation = splits["validation"]
-        hits = sum(str(r["label"]) == majority for r in validation)
-        return {"majority_accuracy": hits / max(len(validation), 1)}
+        return {"majority_accuracy": majority_accuracy(splits["train"], splits["validation"])}
 
     def labels_of(self, splits: dict[str, list[dict]]) -> list[str]:
         return label_names(splits["train"])

@@ -33,7 +33,6 @@ def pack_blocks(
 class PretrainTask(BaseTask):
     name: ClassVar[str] = "pretrain"
     kind: ClassVar[str] = "pretrain"
-    space_file: ClassVar[str | None] = "pretrain.yaml"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
     required_fields: ClassVar[tuple[str, ...]] = ("text",)

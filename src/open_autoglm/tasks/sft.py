@@ -89,7 +89,6 @@ def encode_conversation(
 class SftTask(BaseTask):
     name: ClassVar[str] = "sft"
     kind: ClassVar[str] = "sft"
-    space_file: ClassVar[str | None] = "sft.yaml"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
     required_fields: ClassVar[tuple[str, ...]] = ("prompt", "response")
