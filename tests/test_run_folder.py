@@ -42,7 +42,6 @@ NAMES = (
     "data_report.json",
     "report.html",
     "multitask.json",
-    "progress.json",
     "step.json",
     "distill_report.json",
     "resources.jsonl",

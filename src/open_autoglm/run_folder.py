@@ -7,8 +7,8 @@
       data/                    the splits as used, data_report.json
       model/                   ModelFolder: weights, tokenizer, autoglm.json (multitask.json for multitask)
       trials/<n>/              TrialFolder: metrics.jsonl, baseline.json, checkpoint/, model/, params.json, ...
+                               (a train or multitask run is trial 0)
       study.db (-journal, -wal, -shm) or study.journal, .ask.lock, refit/, worker-<i>.log      tune
-      metrics.jsonl, checkpoint/ (progress.json)                                              multitask
       steps/<step>/ (step.json), adapted/                                                     transfer
       student-init/, distill_report.json                                                      distill
       eval.json, resources-eval.jsonl                                                         eval
@@ -53,7 +53,6 @@ METRICS = "metrics.jsonl"
 BASELINE = "baseline.json"
 PARAMS = "params.json"
 ERROR = "error.txt"
-PROGRESS = "progress.json"  # multitask: beside Accelerate's state, the last finished epoch and step
 STEP_RECORD = "step.json"  # transfer: a finished step's record
 MODEL_META = "autoglm.json"
 MULTITASK_META = "multitask.json"
@@ -185,16 +184,6 @@ class RunFolder:
 
     def worker_log(self, index: int | str) -> Path:
         return self.path / f"worker-{index}.log"
-
-    @property
-    def metrics(self) -> Path:
-        """multitask: its one training run logs here (a train run logs in trials/0/)."""
-        return self.path / METRICS
-
-    @property
-    def checkpoints(self) -> Path:
-        """multitask: Accelerate's state and progress.json."""
-        return self.path / "checkpoint"
 
     @property
     def steps(self) -> Path:

@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from open_autoglm.config.sections import ModelConfig
+from open_autoglm.distill.loss import alpha_at, mix_losses, soft_loss
+from open_autoglm.distill.teacher import check_compatible
 from open_autoglm.models import load_model, load_tokenizer
-from open_autoglm.train.distillation import (
-    DistillationTrainer,
-    alpha_at,
-    check_compatible,
-    mix_losses,
-    soft_loss,
-)
+from open_autoglm.train.distillation import DistillationTrainer
 
 STUDENT = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]
 TEACHER = [[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]]

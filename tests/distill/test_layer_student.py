@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
 
-from open_autoglm.train.layer_student import drop_layers, kept_layers, layer_list
+from open_autoglm.distill.student import drop_layers, kept_layers, layer_list
 
 
 def test_kept_layers_are_evenly_spaced_with_first_and_last() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_run_folder_metrics_and_reload(tmp_path: Path, tiny_encoder: Path) -> No
     run = config.run_dir
     for name in (
         "config.yaml",
-        "metrics.jsonl",
+        "trials/0/metrics.jsonl",
         "summary.json",
         "model/multitask.json",
         "model/heads.safetensors",
@@ -74,7 +75,7 @@ def test_run_folder_metrics_and_reload(tmp_path: Path, tiny_encoder: Path) -> No
     assert len(summary["tasks"]["topic"]["labels"]) == 4
     assert summary["compute"]["train_steps"] > 0 and summary["compute"]["train_examples"] > 0
 
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "trials/0/metrics.jsonl").read_text().splitlines()]
     names = {(r["split"], r["name"]) for r in rows}
     assert {("train", "loss/topic"), ("train", "weight/group"), ("validation", "topic/accuracy")} <= names
     assert max(r["epoch"] for r in rows) == 3
@@ -105,7 +106,7 @@ def test_every_weighting_learns_with_lora(tmp_path: Path, tiny_encoder: Path, we
     summary = run_multitask(config)
     for task, block in summary["tasks"].items():
         assert block["validation"]["accuracy"] > block["majority_accuracy"], (weighting, task, block)
-    rows = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (config.run_dir / "trials/0/metrics.jsonl").read_text().splitlines()]
     weights = {r["value"] for r in rows if r["name"] == "weight/topic"}
     assert (len(weights) > 1) == (weighting != "pcgrad")  # learned weights move; PCGrad's are fixed
 
@@ -114,18 +115,46 @@ def test_same_seed_same_result_and_resume(tmp_path: Path, tiny_encoder: Path) ->
     first = run_multitask(_config(tmp_path / "a", tiny_encoder, **{"train.epochs": 2}))
     again = run_multitask(_config(tmp_path / "b", tiny_encoder, **{"train.epochs": 2}))
     assert first["best"]["test"] == again["best"]["test"]
+
+    # Killed after its first epoch's checkpoint: the resumed run trains the second epoch as the first run did.
+    checkpoints = tmp_path / "a" / "runs" / "mt" / "trials" / "0" / "checkpoint"
+    epoch_one, epoch_two = sorted(checkpoints.iterdir(), key=lambda p: int(p.name.split("-")[1]))
+    shutil.rmtree(epoch_two)
     resumed = run_multitask(_config(tmp_path / "a", tiny_encoder, **{"train.epochs": 2}))
-    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["resumed_from"] == str(epoch_one)
     assert resumed["best"]["test"] == first["best"]["test"]
     assert resumed["compute"]["train_steps"] == first["compute"]["train_steps"]
+
     saved = (tmp_path / "a" / "runs" / "mt" / "config.yaml").read_bytes()
     with pytest.raises(ConfigError, match=r"train\.lr: 0\.003 → 0\.001[\s\S]*--no-resume[\s\S]*--out"):
         run_multitask(_config(tmp_path / "a", tiny_encoder, **{"train.epochs": 2, "train.lr": 1e-3}))
     assert (tmp_path / "a" / "runs" / "mt" / "config.yaml").read_bytes() == saved
 
 
-def test_unsupported_method_and_settings_are_refused(tmp_path: Path, tiny_encoder: Path) -> None:
+def test_every_train_option_of_the_shared_trainer_applies(tmp_path: Path, tiny_encoder: Path) -> None:
+    """The options the multitask loop once refused: accumulation, another optimizer and schedule, focal loss
+    with balanced class weights, layer-wise decay, frozen layers, a head warm-up."""
+    train = {
+        "grad_accum": 2,
+        "optimizer": {"name": "adam"},
+        "scheduler": {"name": "cosine", "warmup_ratio": 0.1},
+        "loss": {"name": "focal", "class_weights": "balanced"},
+        "layer_lr_decay": 0.8,
+        "freeze_layers": 1,
+        "head_warmup_ratio": 0.3,
+    }
+    config = _config(tmp_path, tiny_encoder, **{"train.epochs": 4, "multitask.loss_weighting": "gradnorm"})
+    config = config.model_copy(
+        update={"train": config.train.model_validate({**config.train.model_dump(), **train})}
+    )
+    summary = run_multitask(config)
+    plain = run_multitask(_config(tmp_path / "plain", tiny_encoder, **{"train.epochs": 4}))
+    assert summary["compute"]["train_steps"] * 2 == plain["compute"]["train_steps"]  # two batches a step
+    assert summary["compute"]["train_examples"] == plain["compute"]["train_examples"]
+    for task, block in summary["tasks"].items():
+        assert block["validation"]["accuracy"] > block["majority_accuracy"], (task, block)
+
+
+def test_unsupported_method_is_refused(tmp_path: Path, tiny_encoder: Path) -> None:
     with pytest.raises(ValueError, match="full or lora"):
         run_multitask(_config(tmp_path, tiny_encoder, **{"method.name": "ia3"}))
-    with pytest.raises(ValueError, match="train.grad_accum"):
-        run_multitask(_config(tmp_path, tiny_encoder, **{"train.grad_accum": 2}))

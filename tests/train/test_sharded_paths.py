@@ -90,8 +90,9 @@ def test_multitask_and_transfer_refuse_what_they_cannot_run(monkeypatch: pytest.
     from open_autoglm.transfer.job import run_transfer
 
     monkeypatch.setattr(multitask_job, "sharded_training", lambda: True)
-    with pytest.raises(ValueError, match="FSDP / DeepSpeed"):
-        multitask_job.check_supported(validate_config({}))
+    with pytest.raises(ValueError, match="FSDP / DeepSpeed"):  # refused before anything is read or written
+        tasks = [{"name": name, "data": {"train": f"{name}.jsonl"}} for name in ("a", "b")]
+        multitask_job.run_multitask(validate_config({"recipe": "multitask", "multitask": {"tasks": tasks}}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     config = validate_config(  # not run: refused before anything is read or written
         {"recipe": "transfer", "data": {"train": "labelled.jsonl"}, "transfer": {"domain_text": "domain.txt"}}

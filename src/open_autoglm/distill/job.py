@@ -13,12 +13,12 @@ from typing import Any
 from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
 from open_autoglm.distill.report import LATENCY_EXAMPLES, ModelMeasure, as_rows, comparison, measure
+from open_autoglm.distill.teacher import load_teacher
 from open_autoglm.evaluate.rows import evaluation_rows
 from open_autoglm.evaluate.scoring import ScoringOptions
 from open_autoglm.models import choose_placement, load_finetuned
 from open_autoglm.run_folder import RunFolder, RunSummary, write_summary
 from open_autoglm.tasks import TASKS
-from open_autoglm.train.distillation import load_teacher
 from open_autoglm.train.job import run_train
 
 logger = logging.getLogger(__name__)

@@ -66,6 +66,11 @@ def load_task(config: Config, task: TaskSpec, data_dir: Path, tokenizer: PreTrai
     return TaskData(task.name, task.weight, labels, loaded, encoded)
 
 
+def joined_rows(tasks: list[TaskData], split: str) -> list[dict[str, Any]]:
+    """Every task's tokenised rows of `split`, one after the other, each with its task's position (`task`)."""
+    return [{**row, "task": i} for i, task in enumerate(tasks) for row in task.encoded.get(split, [])]
+
+
 def collate(tokenizer: PreTrainedTokenizerBase, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Pad a batch of tokenised examples into tensors (input_ids (B, T), attention_mask (B, T), labels (B,))."""
+    """Pad a batch of tokenised rows into tensors (input_ids (B, T), attention_mask (B, T), labels (B,), task (B,))."""
     return dict(tokenizer.pad(examples, return_tensors="pt"))

@@ -1,23 +1,24 @@
 """`recipe: multitask`: several labelled classification tasks sharing one backbone, top to bottom.
 
-config → each task's data → tokenizer, backbone, method, heads → sampling and loss weighting → train
-(resuming from the last finished epoch) → evaluate every task on validation and test → save → summary.
+config → each task's data → tokenizer, backbone, method, heads and loss weighting → the shared Trainer with
+a task-mixed step (resuming from the last complete checkpoint) → evaluate every task on validation and test →
+save → summary.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
 from typing import Any
 
-from accelerate import Accelerator
-from accelerate.utils import set_seed
+from transformers import TrainingArguments, set_seed
 
 from open_autoglm.config import Config, dump_config
 from open_autoglm.distributed import is_main_process, main_process_first, sharded_training
-from open_autoglm.models import choose_placement, load_tokenizer, resolve_model_path
-from open_autoglm.multitask.data import TaskData, load_task
-from open_autoglm.multitask.evaluation import evaluate_tasks, flatten
-from open_autoglm.multitask.loop import SCHEDULERS, LoopResult, LoopSettings, train_loop
+from open_autoglm.models import Placement, choose_placement, load_tokenizer, resolve_model_path
+from open_autoglm.multitask.data import TaskData, collate, joined_rows, load_task
+from open_autoglm.multitask.evaluation import flatten, unflatten
 from open_autoglm.multitask.model import (
     MultitaskModel,
     apply_method,
@@ -26,30 +27,48 @@ from open_autoglm.multitask.model import (
     save_multitask,
 )
 from open_autoglm.multitask.sampling import task_probabilities
+from open_autoglm.multitask.trainer import MultitaskTrainer
 from open_autoglm.multitask.weighting import WEIGHTINGS
 from open_autoglm.run_config_check import check_resume_compatible
-from open_autoglm.run_folder import RunFolder, RunSummary, write_summary
+from open_autoglm.run_folder import RunFolder, RunSummary, TrialFolder, write_summary
+from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
+from open_autoglm.train.job import (
+    class_weights,
+    evaluate,
+    examples_per_step,
+    has_progress,
+    head_warmup,
+    run_callbacks,
+    show_progress,
+    start_or_resume,
+    total_optimizer_steps,
+    train_resuming,
+)
+from open_autoglm.train.layerwise import freeze_bottom_layers
 from open_autoglm.train.method_setup import count_parameters
 from open_autoglm.versions import versions
+
+HEADS = ("heads", "weighting")  # what trains from the first step, under train.head_warmup_ratio too
 
 
 def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     """Train one backbone on every task of `config.multitask`; write the run folder; return the summary."""
     if config.recipe != "multitask":
         raise ValueError(f"run_multitask needs recipe: multitask, got {config.recipe!r}")
-    check_supported(config)
+    if sharded_training():
+        raise ValueError("recipe: multitask runs on one process or under DDP, not FSDP / DeepSpeed")
     started = time.perf_counter()
     run_dir = config.run_dir
     folder = RunFolder(run_dir)
-    if resume and (folder.summary.exists() or folder.checkpoints.exists()):
-        check_resume_compatible(run_dir, config)  # a changed config must not continue this run's epochs
+    trial_dir = folder.trial(0).path  # its one training run, laid out as a train run's
+    if resume and has_progress(run_dir):
+        check_resume_compatible(run_dir, config)  # a changed config must not continue this run's steps
     if is_main_process():  # under accelerate launch / torchrun rank 0 writes the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(config, folder.config)
+    checkpoint = start_or_resume(trial_dir, resume)
     set_seed(config.train.seed)
     placement = choose_placement(config.model.device, config.model.precision)
-    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[placement.precision]
-    accelerator = Accelerator(cpu=placement.device == "cpu", mixed_precision=mixed)
 
     # 1. Tokenizer, then each task's data (prepared into <run>/data/<task>/, reused while unchanged).
     model_path = resolve_model_path(config.model.name)
@@ -59,96 +78,73 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
             load_task(config, spec, folder.data / spec.name, tokenizer) for spec in config.multitask.tasks
         ]
 
-    # 2. Shared backbone with the method applied, one head per task.
-    backbone = apply_method(load_backbone(model_path, config.model), config.method)
-    model = MultitaskModel(backbone, {t.name: t.labels for t in tasks}).to(accelerator.device)
-
-    # 3. Task sampling and loss weighting.
+    # 2. Shared backbone with the method applied, a head per task, and the loss weighting beside them.
     mt = config.multitask
+    backbone = apply_method(load_backbone(model_path, config.model), config.method)
+    weighting = WEIGHTINGS.get(mt.loss_weighting).build(
+        [t.name for t in tasks],
+        [t.weight for t in tasks],
+        shared=last_shared_layer(backbone),
+        alpha=mt.gradnorm_alpha,
+        seed=config.train.seed,
+    )
+    model = MultitaskModel(backbone, {t.name: t.labels for t in tasks}, weighting=weighting)
+    freeze_bottom_layers(model, config.train.freeze_layers)
+    rows_per_task = math.ceil(sum(t.rows("train") for t in tasks) / len(tasks))
+    warmup = head_warmup(config, model, HEADS, ("heads",), total_optimizer_steps(rows_per_task, config))
+
+    # 3. The shared Trainer, with a step of one sub-batch per drawn task and the weighting's backward.
     probabilities = task_probabilities([t.rows("train") for t in tasks], mt.sampling, mt.temperature)
-    weighting = (
-        WEIGHTINGS.get(mt.loss_weighting)
-        .build(
-            [t.name for t in tasks],
-            [t.weight for t in tasks],
-            shared=last_shared_layer(backbone),
-            alpha=mt.gradnorm_alpha,
-            seed=config.train.seed,
-        )
-        .to(accelerator.device)
+    trainer = MultitaskTrainer(
+        model=model,
+        args=training_args(config, placement, trial_dir, len(tasks)),
+        train_dataset=joined_rows(tasks, "train"),
+        eval_dataset=joined_rows(tasks, "validation"),
+        data_collator=lambda rows: collate(tokenizer, rows),
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
+        callbacks=run_callbacks(config, trial_dir, language_model=False) + warmup,
+        tasks=tasks,
+        probabilities=probabilities,
+        task_class_weights=[
+            class_weights(config, {"labels": [e["labels"] for e in t.encoded["train"]]}, t.labels)
+            for t in tasks
+        ],
+        loss_name=config.train.loss.name,
+        focal_gamma=config.train.loss.focal_gamma,
+        step_schedule=(config.train.scheduler.step_size, config.train.scheduler.gamma)
+        if config.train.scheduler.name == "step"
+        else None,
+        layer_lr_decay=config.train.layer_lr_decay,
     )
+    show_progress(trainer, config.quiet)
 
-    # 4. Train, evaluating on validation after every epoch.
-    settings = loop_settings(config)
-
-    def evaluate(split: str) -> dict[str, dict[str, float]]:
-        return evaluate_tasks(model, tasks, split, tokenizer, settings.eval_batch_size, accelerator.device)
-
-    result = train_loop(
-        model,
-        tasks,
-        probabilities,
-        weighting,
-        tokenizer,
-        accelerator,
-        settings,
-        (folder.metrics, folder.checkpoints),
-        lambda: flatten(evaluate("validation")),
-        resume,
-    )
-
-    # 5. Final evaluation on validation and test, then the model and the summary.
-    metrics = {"validation": evaluate("validation")}
+    # 4. Train (resuming from the last complete checkpoint), then evaluate every task on validation and test.
+    train_seconds = train_resuming(trainer, checkpoint)
+    metrics = {"validation": unflatten(evaluate(trainer, trainer.eval_dataset), tasks)}
     if all(t.rows("test") for t in tasks):
-        metrics["test"] = evaluate("test")
+        metrics["test"] = unflatten(evaluate(trainer, joined_rows(tasks, "test"), prefix="test"), tasks)
+
+    # 5. The model (backbone with the method merged, the heads) and the summary.
     trainable, total = count_parameters(model)  # before saving merges any LoRA weights into the backbone
-    if accelerator.is_main_process:
+    if is_main_process():
         save_multitask(model, tokenizer, folder.model, model_meta(config, model_path, tasks))
-    summary = build_summary(config, tasks, probabilities, metrics, result, time.perf_counter() - started)
+    summary = build_summary(config, tasks, probabilities, metrics, trainer, time.perf_counter() - started)
+    summary.compute["train_seconds"] = round(train_seconds, 2)
+    summary.sections["resumed_from"] = str(checkpoint) if checkpoint else None
     summary.placement = {"device": placement.device, "precision": placement.precision}
     summary.parameters = {"trainable": trainable, "total": total}
-    if accelerator.is_main_process:
+    if is_main_process():
         write_summary(folder.summary, summary)
     return summary.to_json()
 
 
-def check_supported(config: Config) -> None:
-    """Refuse training settings this loop does not implement, instead of silently ignoring them."""
-    train = config.train
-    unsupported = {
-        "train.optimizer.name (adamw only)": train.optimizer.name != "adamw",
-        f"train.scheduler.name ({', '.join(SCHEDULERS)})": train.scheduler.name not in SCHEDULERS,
-        "train.grad_accum (1 only)": train.grad_accum != 1,
-        "train.loss (ce without class weights only)": train.loss.name != "ce"
-        or train.loss.class_weights != "none",
-        "train.layer_lr_decay (1 only)": train.layer_lr_decay != 1.0,
-        "train.freeze_layers (0 only)": train.freeze_layers != 0,
-        "train.head_warmup_ratio (0 only)": train.head_warmup_ratio != 0,
-        "train.report_to (none)": bool(train.report_to),
-        "FSDP / DeepSpeed (one process or DDP only)": sharded_training(),
-    }
-    bad = [key for key, is_bad in unsupported.items() if is_bad]
-    if bad:
-        raise ValueError(f"recipe: multitask does not support: {'; '.join(bad)}")
-
-
-def loop_settings(config: Config) -> LoopSettings:
-    train = config.train
-    return LoopSettings(
-        epochs=train.epochs,
-        max_steps=train.max_steps,
-        lr=train.lr,
-        batch_size=train.batch_size,
-        eval_batch_size=train.eval_batch_size or 2 * train.batch_size,
-        max_grad_norm=train.max_grad_norm,
-        weight_decay=train.optimizer.weight_decay,
-        betas=train.optimizer.betas,
-        scheduler=train.scheduler.name,
-        warmup_ratio=train.scheduler.warmup_ratio,
-        logging_steps=train.logging_steps,
-        seed=train.seed,
-        show_progress=not config.quiet,
-    )
+def training_args(config: Config, placement: Placement, trial_dir: Path, n_tasks: int) -> TrainingArguments:
+    """The run's TrainingArguments, with a step of one `train.batch_size` sub-batch per task and the task
+    position as a second label, so evaluation hands each row's task to the metrics."""
+    args = build_training_args(config, placement, TrialFolder(trial_dir).checkpoints, lm_task=False)
+    args.per_device_train_batch_size = config.train.batch_size * n_tasks
+    args.label_names = ["labels", "task"]
+    return args
 
 
 def model_meta(config: Config, model_path: str, tasks: list[TaskData]) -> dict[str, Any]:
@@ -176,7 +172,7 @@ def build_summary(
     tasks: list[TaskData],
     probabilities: list[float],
     metrics: dict[str, dict[str, dict[str, float]]],
-    result: LoopResult,
+    trainer: MultitaskTrainer,
     seconds: float,
 ) -> RunSummary:
     """summary.json; `metric` is the mean accuracy over tasks, per-task entries beside it."""
@@ -208,10 +204,9 @@ def build_summary(
         baseline={"metrics": baseline, "split": baseline_split},
         trials={"complete": 1, "pruned": 0, "failed": 0},
         compute={
-            "train_steps": result.steps,
-            "train_examples": result.examples,
+            "train_steps": trainer.state.global_step,
+            "train_examples": trainer.state.global_step * examples_per_step(trainer.args),
             "seconds": round(seconds, 2),
-            "train_seconds": round(result.seconds, 2),
         },
         versions=versions(),
         sections={
@@ -226,6 +221,5 @@ def build_summary(
                 }
                 for t, p in zip(tasks, probabilities, strict=True)
             },
-            "resumed_from_epoch": result.resumed_from_epoch,
         },
     )

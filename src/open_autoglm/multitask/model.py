@@ -24,24 +24,52 @@ from open_autoglm.run_folder import MULTITASK_META, ModelFolder, read_json_objec
 from open_autoglm.versions import versions
 
 HEADS_FILE = "heads.safetensors"
+PAD_LOGIT = -1e4  # the logit of a class the row's task does not have (never chosen, finite under fp16)
 BACKBONE_DIR = "backbone"
 
 
 class MultitaskModel(nn.Module):
-    """backbone → mean pooling → dropout → the task's head."""
+    """backbone → mean pooling → dropout → each row's task head.
 
-    def __init__(self, backbone: nn.Module, labels: dict[str, list[str]], dropout: float = 0.1) -> None:
+    `weighting` (how the tasks' losses combine) rides along as a submodule, so what it learns (uncertainty's
+    log-variances, GradNorm's weights) is checkpointed and resumed with the model; saving keeps only the
+    backbone and the heads.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        labels: dict[str, list[str]],
+        dropout: float = 0.1,
+        weighting: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         config: Any = backbone.config  # a transformers config (peft models forward it)
         hidden = int(config.hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({task: nn.Linear(hidden, len(names)) for task, names in labels.items()})
+        self.tasks = list(labels)
+        self.widest = max(len(names) for names in labels.values())
+        self.weighting = weighting
 
-    def forward(self, task: str, input_ids: Tensor, attention_mask: Tensor, **inputs: Tensor) -> Tensor:
-        """Logits (B, labels of `task`)."""
+    def forward(
+        self, task: str | Tensor, input_ids: Tensor, attention_mask: Tensor, **inputs: Tensor
+    ) -> Tensor:
+        """Logits. `task` a name: every row is that task's, (B, its labels). `task` a tensor of task positions
+        (B,), as training batches mix tasks: (B, most labels), each row's classes first and the rest at
+        `PAD_LOGIT`, so one forward pass of the backbone serves every task in the batch."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
-        return self.heads[task](self.dropout(mean_pool(hidden, attention_mask)))
+        pooled = self.dropout(mean_pool(hidden, attention_mask))  # (B, H)
+        if isinstance(task, str):
+            return self.heads[task](pooled)
+        logits = pooled.new_full((pooled.shape[0], self.widest), PAD_LOGIT)
+        for index, name in enumerate(self.tasks):
+            rows = task == index
+            if rows.any():
+                scores = self.heads[name](pooled[rows])  # (rows, its labels)
+                logits[rows, : scores.shape[-1]] = scores.to(logits.dtype)
+        return logits
 
 
 def load_backbone(model_path: str, model_cfg: ModelConfig) -> nn.Module:

@@ -170,10 +170,14 @@ class GradNormWeighting(LossWeighting):
 
     def _update_weights(self, index: list[int], losses: list[Tensor]) -> None:
         grad = torch.zeros_like(self.task_weights)
-        if len(losses) > 1:  # one task alone has nothing to balance against
+        shared = [
+            p for p in self.shared if p.requires_grad
+        ]  # frozen during a head warm-up: nothing to balance
+        balances = len(losses) > 1 and bool(shared)  # one task alone has nothing to balance against either
+        if balances:
             norms = []  # ||grad_W L_i||: G_i = w_i * that, differentiable in w_i without a second backward
             for loss in losses:
-                grads = torch.autograd.grad(loss, self.shared, retain_graph=True, allow_unused=True)
+                grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
                 squares = [(g.float() ** 2).sum() for g in grads if g is not None]
                 norms.append(torch.stack(squares).sum().sqrt())
             g_norm = self.task_weights[index] * torch.stack(norms).detach()  # (k,)
@@ -184,7 +188,7 @@ class GradNormWeighting(LossWeighting):
             grad = torch.autograd.grad(gradnorm_loss, self.task_weights)[0]
         # Every process takes the same step: the mean gradient of the processes that drew two tasks or more
         # (none took part: no step). Each process calls the reduction every step, drawn tasks or not.
-        summed = torch.cat([grad, grad.new_tensor([float(len(losses) > 1)])])
+        summed = torch.cat([grad, grad.new_tensor([float(balances)])])
         if self._sum_over_processes is not None:
             summed = self._sum_over_processes(summed)
         contributors = float(summed[-1])
@@ -242,11 +246,13 @@ class PCGradWeighting(LossWeighting):
         shared = (reached > 1).to(per_task[0].device)
         combined = torch.stack(project_conflicting(per_task, shared, self.generator)).sum(0)
         # The projected gradient enters through a surrogate whose gradient it is, so `backward` (fp16
-        # scaling, accumulation) treats it like any loss.
+        # scaling, accumulation, DDP's reduction) treats it like any loss. A parameter no drawn task reached (an
+        # absent task's head) stays out: it gets no gradient, as from a plain backward.
         offset, surrogate = 0, torch.zeros((), device=combined.device)
         for p in params:
             n = p.numel()
-            surrogate = surrogate + (p * combined[offset : offset + n].view_as(p).to(p.dtype)).sum()
+            if bool(reached[offset : offset + n].any()):
+                surrogate = surrogate + (p * combined[offset : offset + n].view_as(p).to(p.dtype)).sum()
             offset += n
         backward(surrogate)
         return torch.stack([self._weight(t) * loss.detach() for t, loss in losses.items()]).sum()

@@ -47,8 +47,8 @@ class MetricsFileCallback(TrainerCallback):
             prefix = key.split("_", 1)[0]
             if prefix in _EVAL_SPLITS:
                 split, name = _EVAL_SPLITS[prefix], key[len(prefix) + 1 :]
-            elif key in _TRAIN_KEYS:
-                split, name = "train", _TRAIN_KEYS[key]
+            elif key in _TRAIN_KEYS or "/" in key:  # "/": a part's own numbers (multitask's loss/<task>)
+                split, name = "train", _TRAIN_KEYS.get(key, key)
             else:
                 continue  # runtime summaries (train_runtime, ...) live in summary.json
             if name in {"runtime", "samples_per_second", "steps_per_second", "model_preparation_time"}:

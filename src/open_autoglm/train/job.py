@@ -28,6 +28,7 @@ from open_autoglm.atomic import DISK_ERRNOS, WRITE_ERRORS, ArtifactWriteError, s
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
+from open_autoglm.distill.student import with_layer_student
 from open_autoglm.distributed import (
     is_distributed,
     is_main_process,
@@ -74,7 +75,6 @@ from open_autoglm.train.checkpoints import (
 )
 from open_autoglm.train.distillation import DistillationTrainer, distillation_kwargs
 from open_autoglm.train.head_warmup import HeadWarmupCallback
-from open_autoglm.train.layer_student import with_layer_student
 from open_autoglm.train.layerwise import freeze_bottom_layers
 from open_autoglm.train.losses import balanced_class_weights
 from open_autoglm.train.method_setup import apply_method, count_parameters
@@ -111,7 +111,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     run_dir = config.run_dir
     folder = RunFolder(run_dir)
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes the run folder
-    if resume and _has_progress(run_dir):  # every rank checks, before anything is written
+    if resume and has_progress(run_dir):  # every rank checks, before anything is written
         check_resume_compatible(run_dir, with_layer_student(config, build=False))
     with main_process_first():  # rank 0 builds the student and prepares the data; the others reuse them
         if main:
@@ -131,7 +131,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
     return summary.to_json()
 
 
-def _has_progress(run_dir: Path) -> bool:
+def has_progress(run_dir: Path) -> bool:
     """Whether a resume would continue or reuse something: a finished run, or a complete checkpoint."""
     folder = RunFolder(run_dir)
     return folder.summary.exists() or bool(complete_checkpoints(folder.trial(0).checkpoints))
@@ -153,15 +153,8 @@ def fit(
     once for all trials). A search trial passes its pruning callback, no checkpoints (a re-queued trial starts
     over) and no baseline evaluation (the untuned model is the same for every trial).
     """
-    trial_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = start_or_resume(trial_dir, resume)
     checkpoint_dir = TrialFolder(trial_dir).checkpoints
-    checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
-    metrics_file = TrialFolder(trial_dir).metrics
-    if checkpoint is None and is_main_process():  # a fresh start: nothing of an earlier attempt may mix in
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        metrics_file.unlink(missing_ok=True)
-    elif checkpoint is not None and is_main_process():  # what came after the checkpoint is logged again
-        keep_metrics_through(metrics_file, checkpoint_step(checkpoint))
     set_seed(config.train.seed)
 
     # 1. Data: prepared into the run folder (cleaned, deduplicated, split), or reused when unchanged.
@@ -192,7 +185,7 @@ def fit(
     )
     model = apply_method(method, model, method_params(config.method), ctx, probe)
     freeze_bottom_layers(model, config.train.freeze_layers)
-    warmup = _head_warmup(config, model, heads, new_modules, steps)
+    warmup = head_warmup(config, model, heads, new_modules, steps)
     trainable, total = count_parameters(model)
     logger.info(
         "method %s: %d of %d parameters train (%.2f%%)",
@@ -217,14 +210,9 @@ def fit(
         data_collator=lambda rows: prepared.collator([_without_length(r) for r in rows]),
         compute_metrics=prepared.compute_metrics,
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
-        callbacks=[
-            MetricsFileCallback(metrics_file, objective != "seq_cls"),
-            CheckpointMarkerCallback(),
-            FinishedRunGuard(),
-        ]
+        callbacks=run_callbacks(config, trial_dir, objective != "seq_cls")
         + method.callbacks(model)
         + warmup
-        + tracker_callbacks(config, trial_dir)
         + list(callbacks),
         loss_name=config.train.loss.name if objective == "seq_cls" else "ce",
         focal_gamma=config.train.loss.focal_gamma,
@@ -235,9 +223,7 @@ def fit(
         layer_lr_decay=config.train.layer_lr_decay,
         **distill,
     )
-    trainer.remove_callback(PrinterCallback)  # we write metrics.jsonl and draw our own bar
-    if not config.quiet:
-        trainer.add_callback(ProgressBarCallback())
+    show_progress(trainer, config.quiet)
 
     # 5. Baseline (the untuned model), then train — resuming from the last complete checkpoint.
     if baseline and sharded_training():
@@ -246,24 +232,7 @@ def fit(
         logger.warning("no baseline evaluation of the untuned model under FSDP / DeepSpeed")
         baseline = False
     untuned = _baseline(trainer, trial_dir, task, loaded.splits, checkpoint is not None) if baseline else {}
-    if checkpoint is not None:
-        logger.info("resuming from %s", checkpoint)
-    try:
-        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        train_seconds = float(result.metrics.get("train_runtime", 0.0))
-    except TrainingAlreadyFinished as done:
-        logger.info("%s is the run's last step (%s): nothing left to train", checkpoint, done)
-        train_seconds = 0.0
-    except (
-        WRITE_ERRORS
-    ) as err:  # the Trainer's own saves (a full disk): name where, not just "File too large"
-        if not isinstance(err, SafetensorError) and err.errno not in DISK_ERRNOS:
-            raise
-        raise ArtifactWriteError(
-            getattr(err, "errno", None) or errno.EIO,
-            f"could not write a checkpoint in {checkpoint_dir}: {getattr(err, 'strerror', None) or err}; "
-            "the last complete checkpoint stays and the next run resumes from it",
-        ) from err
+    train_seconds = train_resuming(trainer, checkpoint)
 
     # 6. Final evaluation on validation (reusing the last periodic evaluation when it ran at the end) and test.
     metrics = {"validation": _final_validation(trainer) or evaluate(trainer, prepared.datasets["validation"])}
@@ -286,6 +255,63 @@ def fit(
         train_seconds=train_seconds,
         state_dict=trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded_training() else None,
     )
+
+
+def start_or_resume(trial_dir: Path, resume: bool) -> Path | None:
+    """The complete checkpoint in `trial_dir` to resume from, or None for a fresh start.
+
+    A fresh start removes an earlier attempt's checkpoints and metrics, so nothing of it mixes in; a resume
+    drops the metrics logged after its checkpoint, which the resumed run logs again."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    folder = TrialFolder(trial_dir)
+    checkpoint = last_complete_checkpoint(folder.checkpoints) if resume else None
+    if checkpoint is None and is_main_process():
+        shutil.rmtree(folder.checkpoints, ignore_errors=True)
+        folder.metrics.unlink(missing_ok=True)
+    elif checkpoint is not None and is_main_process():
+        keep_metrics_through(folder.metrics, checkpoint_step(checkpoint))
+    return checkpoint
+
+
+def run_callbacks(config: Config, trial_dir: Path, language_model: bool) -> list[TrainerCallback]:
+    """What every training run reports and guards: metrics.jsonl, complete-checkpoint markers, no step past
+    a finished run, and the configured trackers."""
+    return [
+        MetricsFileCallback(TrialFolder(trial_dir).metrics, language_model),
+        CheckpointMarkerCallback(),
+        FinishedRunGuard(),
+        *tracker_callbacks(config, trial_dir),
+    ]
+
+
+def show_progress(trainer: Any, quiet: bool) -> None:
+    """Our bar instead of the Trainer's printed logs (metrics.jsonl holds them)."""
+    trainer.remove_callback(PrinterCallback)
+    if not quiet:
+        trainer.add_callback(ProgressBarCallback())
+
+
+def train_resuming(trainer: Any, checkpoint: Path | None) -> float:
+    """Train, from `checkpoint` when given; the training seconds (0 when the checkpoint was the last step).
+
+    A checkpoint the Trainer cannot write (a full disk) is named, and the last complete one stays."""
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        return float(result.metrics.get("train_runtime", 0.0))
+    except TrainingAlreadyFinished as done:
+        logger.info("%s is the run's last step (%s): nothing left to train", checkpoint, done)
+        return 0.0
+    except WRITE_ERRORS as err:  # the Trainer's own saves: name where, not just "File too large"
+        if not isinstance(err, SafetensorError) and err.errno not in DISK_ERRNOS:
+            raise
+        raise ArtifactWriteError(
+            getattr(err, "errno", None) or errno.EIO,
+            f"could not write a checkpoint in {trainer.args.output_dir}: "
+            f"{getattr(err, 'strerror', None) or err}; "
+            "the last complete checkpoint stays and the next run resumes from it",
+        ) from err
 
 
 def build_summary(config: Config, fit_result: FitResult, seconds: float) -> RunSummary:
@@ -443,7 +469,7 @@ def _baseline(
     return baseline
 
 
-def _head_warmup(
+def head_warmup(
     config: Config, model: Any, heads: tuple[str, ...], new_modules: tuple[str, ...], steps: int
 ) -> list[TrainerCallback]:
     """The callback of `train.head_warmup_ratio`, or none: a checkpoint with every module (a pretrained

@@ -51,12 +51,16 @@ class AutoglmTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         loss = super().training_step(model, inputs, num_items_in_batch)
+        self.check_finite(loss)
+        return loss
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop at a NaN or infinite training loss, naming the step and the ways out."""
         if not math.isfinite(float(loss)):
             raise NonFiniteLossError(
                 f"the training loss became {float(loss)} at step {self.state.global_step + 1}; "
                 "lower train.lr, raise train.max_grad_norm clipping (e.g. 1.0), or use precision fp32"
             )
-        return loss
 
     def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
         sampler = super()._get_train_sampler(train_dataset)

@@ -17,11 +17,11 @@ from torch import nn
 
 from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
+from open_autoglm.distill.teacher import load_teacher
 from open_autoglm.models import resolve_model_path
 from open_autoglm.models.loading import read_meta
 from open_autoglm.run_folder import ModelFolder, RunFolder
 from open_autoglm.tasks import TASKS
-from open_autoglm.train.distillation import load_teacher
 
 logger = logging.getLogger(__name__)
 
