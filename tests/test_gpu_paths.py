@@ -74,11 +74,17 @@ def test_cuda_trains_in_bf16_with_amp_and_not_on_the_cpu(
     placement = choose_placement("auto", "auto")
     assert placement == Placement("cuda", "bf16")
     config = validate_config({"name": "gpu", "output_dir": str(tmp_path)})
-    args = arguments.build_training_args(config, placement, tmp_path / "checkpoint", lm_task=False)
+    args = arguments.build_training_args(
+        config.train, placement, tmp_path / "checkpoint", lm_task=False, run_name="gpu"
+    )
     assert args.bf16 and not args.fp16 and not args.use_cpu
-    fp16 = arguments.build_training_args(config, Placement("cuda", "fp16"), tmp_path / "ckpt", lm_task=False)
+    fp16 = arguments.build_training_args(
+        config.train, Placement("cuda", "fp16"), tmp_path / "ckpt", lm_task=False, run_name="gpu"
+    )
     assert fp16.fp16 and not fp16.bf16 and not fp16.use_cpu
-    cpu = arguments.build_training_args(config, Placement("cpu", "fp32"), tmp_path / "ckpt", lm_task=False)
+    cpu = arguments.build_training_args(
+        config.train, Placement("cpu", "fp32"), tmp_path / "ckpt", lm_task=False, run_name="gpu"
+    )
     assert cpu.use_cpu and not cpu.bf16 and not cpu.fp16
 
 

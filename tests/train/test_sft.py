@@ -66,7 +66,7 @@ def test_rows_whose_reply_is_truncated_away_are_counted(tmp_path: Path, tiny_dec
         {"prompt": "hi", "response": "grass is green"},
     ]
     tokenizer = AutoTokenizer.from_pretrained(tiny_decoder)
-    prepared = TASKS.get("sft")().prepare({"train": rows}, tokenizer, config, "causal_lm")
+    prepared = TASKS.get("sft")().prepare({"train": rows}, tokenizer, config.data, config.train, "causal_lm")
     assert len(prepared.datasets["train"]) == 1
     assert sum(prepared.dropped.values()) == 1
 

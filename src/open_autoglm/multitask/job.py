@@ -91,7 +91,8 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
     model = MultitaskModel(backbone, {t.name: t.labels for t in tasks}, weighting=weighting)
     freeze_bottom_layers(model, config.train.freeze_layers)
     rows_per_task = math.ceil(sum(t.rows("train") for t in tasks) / len(tasks))
-    warmup = head_warmup(config, model, HEADS, ("heads",), total_optimizer_steps(rows_per_task, config))
+    steps = total_optimizer_steps(rows_per_task, config.train)
+    warmup = head_warmup(config.train.head_warmup_ratio, model, HEADS, ("heads",), steps)
 
     # 3. The shared Trainer, with a step of one sub-batch per drawn task and the weighting's backward.
     probabilities = task_probabilities([t.rows("train") for t in tasks], mt.sampling, mt.temperature)
@@ -101,12 +102,16 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
         train_dataset=joined_rows(tasks, "train"),
         eval_dataset=joined_rows(tasks, "validation"),
         data_collator=lambda rows: collate(tokenizer, rows),
-        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config.train),
         callbacks=run_callbacks(config, trial_dir, language_model=False) + warmup,
         tasks=tasks,
         probabilities=probabilities,
         task_class_weights=[
-            class_weights(config, {"labels": [e["labels"] for e in t.encoded["train"]]}, t.labels)
+            class_weights(
+                config.train.loss.class_weights,
+                {"labels": [e["labels"] for e in t.encoded["train"]]},
+                t.labels,
+            )
             for t in tasks
         ],
         loss_name=config.train.loss.name,
@@ -141,7 +146,8 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
 def training_args(config: Config, placement: Placement, trial_dir: Path, n_tasks: int) -> TrainingArguments:
     """The run's TrainingArguments, with a step of one `train.batch_size` sub-batch per task and the task
     position as a second label, so evaluation hands each row's task to the metrics."""
-    args = build_training_args(config, placement, TrialFolder(trial_dir).checkpoints, lm_task=False)
+    checkpoints = TrialFolder(trial_dir).checkpoints
+    args = build_training_args(config.train, placement, checkpoints, lm_task=False, run_name=config.name)
     args.per_device_train_batch_size = config.train.batch_size * n_tasks
     args.label_names = ["labels", "task"]
     return args

@@ -87,7 +87,9 @@ def measure_references(config: Config, loaded: LoadedData, task: BaseTask) -> di
     objective = task.objective(model_path, config.model)
     tokenizer = load_tokenizer(model_path, config.model)
     sample = loaded.splits["validation"][:32]
-    prepared = task.prepare({"train": sample, "validation": sample}, tokenizer, config, objective)
+    prepared = task.prepare(
+        {"train": sample, "validation": sample}, tokenizer, config.data, config.train, objective
+    )
     model, _ = load_model(model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id)
     total = sum(p.numel() for p in model.parameters())
     full = config.model_copy(update={"method": config.method.model_validate({"name": "full"})})

@@ -18,8 +18,8 @@ import yaml
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from open_autoglm.config import Config
-from open_autoglm.config.sections import ModelConfig
+from open_autoglm.config.data import DataConfig
+from open_autoglm.config.sections import ModelConfig, TrainConfig
 from open_autoglm.registry import Registry
 
 
@@ -54,10 +54,12 @@ class BaseTask(ABC):
         self,
         splits: dict[str, list[dict]],
         tokenizer: PreTrainedTokenizerBase,
-        config: Config,
+        data: DataConfig,
+        train: TrainConfig,
         objective: str,
     ) -> PreparedData:
-        """Tokenise the canonical rows of every split."""
+        """Tokenise the canonical rows of every split, as the `data` section says (`train`: the settings of
+        batching and scoring, such as extra metrics)."""
 
     def labels_of(self, splits: dict[str, list[dict]]) -> list[str] | None:
         """The label set (classification only)."""

@@ -11,8 +11,8 @@ import numpy as np
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from open_autoglm.config import Config
-from open_autoglm.config.sections import ModelConfig
+from open_autoglm.config.data import DataConfig
+from open_autoglm.config.sections import ModelConfig, TrainConfig
 from open_autoglm.registry import Registry
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
@@ -90,12 +90,13 @@ class ClassificationTask(BaseTask):
         self,
         splits: dict[str, list[dict]],
         tokenizer: PreTrainedTokenizerBase,
-        config: Config,
+        data: DataConfig,
+        train: TrainConfig,
         objective: str,
     ) -> PreparedData:
         labels = self.labels_of(splits)
         label_ids = {name: i for i, name in enumerate(labels)}
-        prefix, max_length = config.data.text_prefix, config.data.max_length
+        prefix, max_length = data.text_prefix, data.max_length
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_length)
@@ -115,6 +116,6 @@ class ClassificationTask(BaseTask):
         return PreparedData(
             datasets=datasets,
             collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=partial(classification_metrics, extra=tuple(config.train.metrics)),
+            compute_metrics=partial(classification_metrics, extra=tuple(train.metrics)),
             labels=labels,
         )

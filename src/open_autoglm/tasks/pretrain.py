@@ -7,8 +7,8 @@ from typing import ClassVar
 from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from open_autoglm.config import Config
-from open_autoglm.config.sections import ModelConfig
+from open_autoglm.config.data import DataConfig
+from open_autoglm.config.sections import ModelConfig, TrainConfig
 from open_autoglm.models.loading import has_masked_lm_head
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
@@ -48,13 +48,14 @@ class PretrainTask(BaseTask):
         self,
         splits: dict[str, list[dict]],
         tokenizer: PreTrainedTokenizerBase,
-        config: Config,
+        data: DataConfig,
+        train: TrainConfig,
         objective: str,
     ) -> PreparedData:
-        max_length = config.data.max_length
+        max_length = data.max_length
         datasets, dropped = {}, {}
         for split, rows in splits.items():
-            texts = [config.data.text_prefix + r["text"] for r in rows]
+            texts = [data.text_prefix + r["text"] for r in rows]
             if objective == "causal_lm":
                 blocks, tail = pack_blocks(texts, tokenizer, max_length)
                 if tail:
@@ -70,6 +71,6 @@ class PretrainTask(BaseTask):
             if len(datasets[split]) == 0:
                 raise ValueError(f"{split}: no full block of {max_length} tokens; lower data.max_length")
         collator = DataCollatorForLanguageModeling(
-            tokenizer, mlm=objective == "masked_lm", mlm_probability=config.train.mlm_probability
+            tokenizer, mlm=objective == "masked_lm", mlm_probability=train.mlm_probability
         )
         return PreparedData(datasets=datasets, collator=collator, dropped=dropped)

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from open_autoglm.config import Config
-from open_autoglm.config.sections import ModelConfig
+from open_autoglm.config.data import DataConfig
+from open_autoglm.config.sections import ModelConfig, TrainConfig
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 IGNORE_INDEX = -100
@@ -103,12 +103,13 @@ class SftTask(BaseTask):
         self,
         splits: dict[str, list[dict]],
         tokenizer: PreTrainedTokenizerBase,
-        config: Config,
+        data: DataConfig,
+        train: TrainConfig,
         objective: str,
     ) -> PreparedData:
         datasets, dropped = {}, {}
         for split, rows in splits.items():
-            examples = [encode_conversation(to_messages(r), tokenizer, config.data.max_length) for r in rows]
+            examples = [encode_conversation(to_messages(r), tokenizer, data.max_length) for r in rows]
             # A reply cut off entirely by max_length leaves nothing to learn from.
             kept = [e for e in examples if any(label != IGNORE_INDEX for label in e["labels"])]
             if len(kept) < len(examples):

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-from open_autoglm.config import Config
+from open_autoglm.config.sections import TrainConfig
 from open_autoglm.models import Placement
 
 _SCHEDULERS = {
@@ -21,9 +21,15 @@ _SCHEDULERS = {
 
 
 def build_training_args(
-    config: Config, placement: Placement, output_dir: Path, lm_task: bool, checkpoints: bool = True
+    train: TrainConfig,
+    placement: Placement,
+    output_dir: Path,
+    *,
+    lm_task: bool,
+    run_name: str,
+    checkpoints: bool = True,
 ) -> TrainingArguments:
-    train = config.train
+    """The `train` section as the Trainer's arguments; checkpoints go to `output_dir`, trackers see `run_name`."""
     eval_kwargs = _every("eval", train.eval_every)
     save_kwargs = _every("save", train.save_every) if checkpoints else {"save_strategy": "no"}
     scheduler = train.scheduler
@@ -62,7 +68,7 @@ def build_training_args(
         data_seed=train.seed,
         # TensorBoard gets its own writer per trial (see `tracker_callbacks`); the others go through the Trainer
         report_to=[t for t in train.report_to if t != "tensorboard"] or "none",
-        run_name=f"{config.name}/{output_dir.parent.name}",
+        run_name=run_name,
         disable_tqdm=True,  # our ProgressBarCallback draws the bar
         dataloader_num_workers=0,
         **eval_kwargs,
@@ -76,8 +82,8 @@ def _every(kind: str, every: str | int) -> dict[str, Any]:
     return {f"{kind}_strategy": "steps", f"{kind}_steps": every}
 
 
-def optimizer_cls_and_kwargs(config: Config) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
-    opt, lr = config.train.optimizer, config.train.lr
+def optimizer_cls_and_kwargs(train: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    opt, lr = train.optimizer, train.lr
     if opt.name == "sgd":
         return torch.optim.SGD, {"lr": lr, "momentum": opt.momentum}
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam

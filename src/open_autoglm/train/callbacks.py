@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,6 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from open_autoglm.atomic import write_text
-from open_autoglm.config import Config
-from open_autoglm.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +157,13 @@ class ProgressBarCallback(TrainerCallback):
             self.bar = None
 
 
-def tracker_callbacks(config: Config, trial_dir: Path) -> list[TrainerCallback]:
-    """TensorBoard logs under <run>/tensorboard/<trial>, so one `tensorboard --logdir` shows every trial."""
-    if "tensorboard" not in config.train.report_to:
+def tracker_callbacks(report_to: Sequence[str], log_dir: Path) -> list[TrainerCallback]:
+    """TensorBoard's own writer for one training run (the run folder puts it under <run>/tensorboard/<trial>, so
+    one `tensorboard --logdir` shows every trial); the other trackers go through the Trainer."""
+    if "tensorboard" not in report_to:
         return []
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
-    writer = SummaryWriter(log_dir=str(RunFolder(config.run_dir).tensorboard / trial_dir.name))
+    writer = SummaryWriter(log_dir=str(log_dir))
     return [TensorBoardCallback(tb_writer=writer)]

@@ -26,6 +26,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from open_autoglm.atomic import DISK_ERRNOS, WRITE_ERRORS, ArtifactWriteError, staged_path, write_json
 from open_autoglm.config import Config, dump_config
+from open_autoglm.config.sections import TrainConfig
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distill.student import with_layer_student
@@ -167,14 +168,14 @@ def fit(
     model_path = resolve_model_path(config.model.name)
     objective = task.objective(model_path, config.model)
     tokenizer = load_tokenizer(model_path, config.model)
-    prepared = task.prepare(loaded.splits, tokenizer, config, objective)
+    prepared = task.prepare(loaded.splits, tokenizer, config.data, config.train, objective)
     model, new_modules = load_model(
         model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id
     )
 
     # 3. The fine-tuning method.
     train_rows = len(prepared.datasets["train"])
-    steps = total_optimizer_steps(train_rows, config)
+    steps = total_optimizer_steps(train_rows, config.train)
     heads = tuple(dict.fromkeys(task.head_names(objective) + new_modules))  # + randomly initialised modules
     ctx = MethodContext(task.kind, objective, heads, steps)
     method = METHODS.get(config.method.name)()
@@ -185,7 +186,7 @@ def fit(
     )
     model = apply_method(method, model, method_params(config.method), ctx, probe)
     freeze_bottom_layers(model, config.train.freeze_layers)
-    warmup = head_warmup(config, model, heads, new_modules, steps)
+    warmup = head_warmup(config.train.head_warmup_ratio, model, heads, new_modules, steps)
     trainable, total = count_parameters(model)
     logger.info(
         "method %s: %d of %d parameters train (%.2f%%)",
@@ -199,9 +200,14 @@ def fit(
     distill = distillation_kwargs(config, objective, model, tokenizer, prepared.labels)
     trainer_cls = DistillationTrainer if distill else AutoglmTrainer
     args = build_training_args(
-        config, placement, checkpoint_dir, lm_task=objective != "seq_cls", checkpoints=checkpoints
+        config.train,
+        placement,
+        checkpoint_dir,
+        lm_task=objective != "seq_cls",
+        run_name=f"{config.name}/{trial_dir.name}",
+        checkpoints=checkpoints,
     )
-    weights = class_weights(config, prepared.datasets["train"], prepared.labels)
+    weights = class_weights(config.train.loss.class_weights, prepared.datasets["train"], prepared.labels)
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -209,7 +215,7 @@ def fit(
         eval_dataset=prepared.datasets["validation"],
         data_collator=lambda rows: prepared.collator([_without_length(r) for r in rows]),
         compute_metrics=prepared.compute_metrics,
-        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config.train),
         callbacks=run_callbacks(config, trial_dir, objective != "seq_cls")
         + method.callbacks(model)
         + warmup
@@ -280,7 +286,7 @@ def run_callbacks(config: Config, trial_dir: Path, language_model: bool) -> list
         MetricsFileCallback(TrialFolder(trial_dir).metrics, language_model),
         CheckpointMarkerCallback(),
         FinishedRunGuard(),
-        *tracker_callbacks(config, trial_dir),
+        *tracker_callbacks(config.train.report_to, RunFolder(config.run_dir).tensorboard / trial_dir.name),
     ]
 
 
@@ -368,17 +374,17 @@ def examples_per_step(args: Any) -> int:
     return int(args.train_batch_size * args.gradient_accumulation_steps * args.world_size)
 
 
-def total_optimizer_steps(train_rows: int, config: Config) -> int:
-    if config.train.max_steps > 0:
-        return config.train.max_steps
-    per_epoch = math.ceil(
-        math.ceil(train_rows / (config.train.batch_size * world_size())) / config.train.grad_accum
-    )
-    return max(1, math.ceil(per_epoch * config.train.epochs))
+def total_optimizer_steps(train_rows: int, train: TrainConfig) -> int:
+    if train.max_steps > 0:
+        return train.max_steps
+    per_epoch = math.ceil(math.ceil(train_rows / (train.batch_size * world_size())) / train.grad_accum)
+    return max(1, math.ceil(per_epoch * train.epochs))
 
 
-def class_weights(config: Config, train_set: Any, labels: list[str] | None) -> torch.Tensor | None:
-    setting = config.train.loss.class_weights
+def class_weights(
+    setting: str | list[float], train_set: Any, labels: list[str] | None
+) -> torch.Tensor | None:
+    """`train.loss.class_weights` as a tensor over `labels`: given, balanced from the training labels, or None."""
     if labels is None or setting == "none":
         return None
     if isinstance(setting, list):
@@ -470,11 +476,10 @@ def _baseline(
 
 
 def head_warmup(
-    config: Config, model: Any, heads: tuple[str, ...], new_modules: tuple[str, ...], steps: int
+    ratio: float, model: Any, heads: tuple[str, ...], new_modules: tuple[str, ...], steps: int
 ) -> list[TrainerCallback]:
     """The callback of `train.head_warmup_ratio`, or none: a checkpoint with every module (a pretrained
     masked-LM head, say) has no random head to warm up."""
-    ratio = config.train.head_warmup_ratio
     if ratio == 0 or not new_modules:
         return []
     if is_distributed():  # DDP expects the same parameters to have gradients at every step
