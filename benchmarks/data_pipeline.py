@@ -352,6 +352,7 @@ def run_pipeline(corpus: Path, rows: int, workers: int, out_dir: Path) -> dict[s
     """
     from open_autoglm.config import validate_config
     from open_autoglm.data.pipeline import prepare
+    from open_autoglm.data.request import DataRequest
 
     config = validate_config(
         {
@@ -363,7 +364,7 @@ def run_pipeline(corpus: Path, rows: int, workers: int, out_dir: Path) -> dict[s
         },
         "benchmark",
     )
-    report = prepare(config, out_dir / "prepared")
+    report = prepare(DataRequest.of(config), out_dir / "prepared")
     matched = np.full(rows, -1, dtype=np.int64)
     with open(out_dir / "prepared" / "removed.jsonl", encoding="utf-8") as handle:
         for entry in map(json.loads, handle):

@@ -34,7 +34,9 @@ from typing import Any
 
 from open_autoglm.config import validate_config
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import LoadedData
+from open_autoglm.run_folder import RunFolder
 from open_autoglm.train.job import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -138,9 +140,8 @@ def main() -> None:
     validation_rows = 0
     for seed in range(42, 42 + args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
-            loaded = load_data(
-                arm_config(Path(tmp), BASELINE, seed, args.rows, args.epochs, args.lr)
-            )  # once per seed
+            config = arm_config(Path(tmp), BASELINE, seed, args.rows, args.epochs, args.lr)
+            loaded = load_data(DataRequest.of(config), RunFolder(config.run_dir).data)  # once per seed
             validation_rows = len(loaded.splits["validation"])
             for arm in ARMS:
                 run = run_arm(arm, seed, args, loaded, Path(tmp))

@@ -26,10 +26,12 @@ import yaml
 
 from open_autoglm.config import validate_config
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.export.compare import Variant, measure, onnx_logits
 from open_autoglm.export.job import ExportOptions, run_export
 from open_autoglm.export.onnx import export_onnx, quantize_onnx_dynamic
 from open_autoglm.models import load_finetuned
+from open_autoglm.run_folder import RunFolder
 from open_autoglm.train.job import run_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +92,7 @@ def main() -> None:
         )
         report = run_export(config, options)
         merged_meta = json.loads((config.run_dir / "export" / "merged" / "autoglm.json").read_text("utf-8"))
-        test = load_data(config).splits["test"]
+        test = load_data(DataRequest.of(config), RunFolder(config.run_dir).data).splits["test"]
         labels = list(merged_meta["labels"])
         texts = [str(r["text"]) for r in test]
         truth = [labels.index(str(r["label"])) for r in test]

@@ -155,6 +155,15 @@ def tiny_chat_decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _tiny_decoder(tmp_path_factory.mktemp("tiny-llama-chat"), CHAT_TEMPLATE)
 
 
+def load_run_data(config):  # -> LoadedData
+    """A run's splits, as its job reads them: prepared into the run folder's data/ when needed."""
+    from open_autoglm.data.prepared import load_data
+    from open_autoglm.data.request import DataRequest
+    from open_autoglm.run_folder import RunFolder
+
+    return load_data(DataRequest.of(config), RunFolder(config.run_dir).data)
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -94,6 +94,7 @@ def _check_data_unchanged(run_dir: Path, config: Config, ways_out: str) -> None:
     """The input files must be the bytes the run split: otherwise preparing them again would re-split the data
     under a run whose model (or finished trials) saw the old split."""
     from open_autoglm.data.prepared import fingerprint
+    from open_autoglm.data.request import DataRequest
 
     report_file = RunFolder(run_dir).data_report
     source = config.data.train
@@ -103,7 +104,7 @@ def _check_data_unchanged(run_dir: Path, config: Config, ways_out: str) -> None:
         recorded = json.loads(report_file.read_text(encoding="utf-8")).get("fingerprint")
     except (ValueError, AttributeError):
         return  # unreadable: load_data prepares the data anew and says so
-    if recorded is not None and fingerprint(config) != recorded:
+    if recorded is not None and fingerprint(DataRequest.of(config)) != recorded:
         raise ConfigError(
             f"the input data changed since {run_dir} split it (the files' bytes differ from what {report_file} "
             f"records); resuming would re-split the data under what was trained on the old split: {ways_out}"

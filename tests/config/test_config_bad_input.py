@@ -112,3 +112,16 @@ def test_the_resolved_config_is_saved_atomically(tmp_path: Path, monkeypatch: py
     assert path.read_text(encoding="utf-8") == before
     assert yaml.safe_load(before)["name"] == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.clean.extra=[html]", r"data\.clean\.extra: html built in \(switched by data\.clean\.<name>\)"),
+        ("train.metrics=[f1_macro]", r"train\.metrics: f1_macro built in \(always reported\)"),
+    ],
+)
+def test_a_built_in_named_as_a_plugin_is_refused(override: str, message: str) -> None:
+    """It would run twice, or out of its place among the built-ins: the error says where it is switched."""
+    with pytest.raises(ConfigError, match=message):
+        require_registered(load_config(None, [override]))

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import load_run_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from open_autoglm.config import validate_config
 from open_autoglm.data import pipeline
-from open_autoglm.data.prepared import fingerprint, load_data
+from open_autoglm.data.prepared import fingerprint
 from open_autoglm.data.readers import DataFormatError
+from open_autoglm.data.request import DataRequest
 
 
 def make_config(tmp_path: Path, **data: Any) -> Any:
@@ -99,7 +102,7 @@ def test_every_kind_of_bad_line_is_quarantined_with_file_line_and_reason(tmp_pat
     with open(path, "ab") as handle:
         handle.write(b'{"text": "bad bytes \xff\xfe here", "label": "pos"}\n')
     config = make_config(tmp_path, train=str(path), max_bad_ratio=0.2)
-    loaded = load_data(config)
+    loaded = load_run_data(config)
     report = loaded.report
     assert_accounted(report)
     assert report["rows_in"] == 61 and report["quarantined"] == 5
@@ -119,13 +122,13 @@ def test_too_many_malformed_rows_stop_the_run_naming_the_file(tmp_path: Path) ->
     rows: list[Any] = reviews(20) + ["not json"] * 5
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(DataFormatError, match=r"(?s)5 of 25 rows are malformed.*bad\.jsonl:21"):
-        load_data(make_config(tmp_path, train=str(path)))
+        load_run_data(make_config(tmp_path, train=str(path)))
 
 
 def test_splits_are_stratified_seeded_and_reproducible(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", reviews(200))
-    first = load_data(make_config(tmp_path / "a", train=str(path)))
-    second = load_data(make_config(tmp_path / "b", train=str(path)))
+    first = load_run_data(make_config(tmp_path / "a", train=str(path)))
+    second = load_run_data(make_config(tmp_path / "b", train=str(path)))
     assert first.splits == second.splits
     sizes = {split: len(rows) for split, rows in first.splits.items()}
     assert sizes == {"train": 120, "validation": 40, "test": 40}
@@ -133,7 +136,7 @@ def test_splits_are_stratified_seeded_and_reproducible(tmp_path: Path) -> None:
         assert Counter(r["label"] for r in rows)["pos"] == len(rows) // 2
     config = make_config(tmp_path / "c", train=str(path))
     config.train.seed = 7
-    assert load_data(config).splits["test"] != first.splits["test"]
+    assert load_run_data(config).splits["test"] != first.splits["test"]
 
 
 def test_duplicates_exact_near_and_conflicting_labels(tmp_path: Path) -> None:
@@ -148,7 +151,7 @@ def test_duplicates_exact_near_and_conflicting_labels(tmp_path: Path) -> None:
     rows.append({"text": long_text, "label": "pos"})
     rows.append({"text": long_text.replace("generous", "plentiful", 1), "label": "pos"})  # near twin
     path = write_jsonl(tmp_path / "train.jsonl", rows)
-    report = load_data(make_config(tmp_path, train=str(path))).report
+    report = load_run_data(make_config(tmp_path, train=str(path))).report
     assert_accounted(report)
     assert report["removed"]["exact_duplicate"] == 2 and report["removed"]["near_duplicate"] == 1
     assert report["duplicates"]["conflicting_labels"] == 1
@@ -161,7 +164,7 @@ def test_conflicting_labels_can_drop_both_rows(tmp_path: Path) -> None:
     rows.append({"text": rows[3]["text"], "label": "pos" if rows[3]["label"] == "neg" else "neg"})
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     config = make_config(tmp_path, train=str(path), dedup={"conflicting_labels": "drop"})
-    loaded = load_data(config)
+    loaded = load_run_data(config)
     assert loaded.report["removed"]["conflicting_labels"] == 2
     assert all(r["text"] != rows[3]["text"] for split in loaded.splits.values() for r in split)
     assert_accounted(loaded.report)
@@ -172,7 +175,7 @@ def test_validation_rows_with_a_twin_in_train_are_removed(tmp_path: Path) -> Non
     train = write_jsonl(tmp_path / "train.jsonl", rows[:50])
     validation = write_jsonl(tmp_path / "dev.jsonl", rows[45:60])  # 5 rows also in train
     config = make_config(tmp_path, train=str(train), validation=str(validation), test_ratio=0.0)
-    loaded = load_data(config)
+    loaded = load_run_data(config)
     assert loaded.report["removed"] == {"duplicate_across_splits": 5}
     assert len(loaded.splits["validation"]) == 10
     train_texts = {r["text"] for r in loaded.splits["train"]}
@@ -185,7 +188,7 @@ def test_cleaning_and_scrubbing_reach_the_output_and_are_counted(tmp_path: Path)
         {"text": "联系我：13800138000 或 zhang.san@example.com，房费１２００元", "label": "neg"},
     ]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
-    loaded = load_data(make_config(tmp_path, train=str(path), val_ratio=0.1, test_ratio=0.1))
+    loaded = load_run_data(make_config(tmp_path, train=str(path), val_ratio=0.1, test_ratio=0.1))
     texts = {r["text"] for split in loaded.splits.values() for r in split}
     assert "Great stay & lovely view" in texts
     assert (
@@ -206,7 +209,7 @@ def test_gzip_latin1_and_mixed_sources_with_weights(tmp_path: Path) -> None:
         val_ratio=0.1,
         test_ratio=0.1,
     )
-    loaded = load_data(config)
+    loaded = load_run_data(config)
     report = loaded.report
     assert_accounted(report)
     assert report["encodings"][str(english)] == "latin-1"
@@ -220,32 +223,56 @@ def test_gzip_latin1_and_mixed_sources_with_weights(tmp_path: Path) -> None:
 def test_prepared_data_is_reused_until_input_or_settings_change(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", reviews(50))
     config = make_config(tmp_path, train=str(path))
-    load_data(config)
+    load_run_data(config)
     train_file = tmp_path / "runs" / "run" / "data" / "train.jsonl"
     stamp = train_file.stat().st_mtime_ns
-    load_data(config)
+    load_run_data(config)
     assert train_file.stat().st_mtime_ns == stamp  # reused
     changed = make_config(tmp_path, train=str(path), clean={"lowercase": True})
-    assert fingerprint(changed) != fingerprint(config)
-    load_data(changed)
+    assert fingerprint(DataRequest.of(changed)) != fingerprint(DataRequest.of(config))
+    load_run_data(changed)
     assert train_file.stat().st_mtime_ns != stamp
     write_jsonl(path, reviews(51))
-    assert fingerprint(changed) != report_of(tmp_path)["fingerprint"]
+    assert fingerprint(DataRequest.of(changed)) != report_of(tmp_path)["fingerprint"]
+
+
+def test_inputs_are_hashed_once_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run asks for the fingerprint twice (the resume check, then the data): the bytes are read once,
+    and an edit of the same size is still seen (the modification time changed)."""
+    import builtins
+
+    path = write_jsonl(tmp_path / "train.jsonl", reviews(50))
+    request = DataRequest.of(make_config(tmp_path, train=str(path)))
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    first = fingerprint(request)
+    assert fingerprint(request) == first and opened.count(str(path)) == 1
+    edited = path.read_text(encoding="utf-8").replace("a", "b", 1)  # same size, other bytes
+    path.write_text(edited, encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert fingerprint(request) != first and opened.count(str(path)) == 2
 
 
 def test_a_prepared_folder_can_be_the_training_input(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", reviews(50))
-    prepared = load_data(make_config(tmp_path / "prep", train=str(path)))
-    reused = load_data(make_config(tmp_path, train=str(tmp_path / "prep" / "runs" / "run" / "data")))
+    prepared = load_run_data(make_config(tmp_path / "prep", train=str(path)))
+    reused = load_run_data(make_config(tmp_path, train=str(tmp_path / "prep" / "runs" / "run" / "data")))
     assert reused.splits == prepared.splits
 
 
 def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", reviews(300) + reviews(20))
-    serial = load_data(make_config(tmp_path / "serial", train=str(path)))
+    serial = load_run_data(make_config(tmp_path / "serial", train=str(path)))
     monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(pipeline, "BATCH_ROWS", 64)
-    parallel = load_data(make_config(tmp_path / "parallel", train=str(path), workers=2))
+    parallel = load_run_data(make_config(tmp_path / "parallel", train=str(path), workers=2))
     assert parallel.splits == serial.splits
     assert parallel.report["removed"] == serial.report["removed"] == {"exact_duplicate": 20}
 
@@ -279,7 +306,7 @@ def test_accounting_identity_holds_for_any_mix(
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     config = make_config(tmp_path, train=str(path), max_bad_ratio=1.0, filter={"max_chars": 200})
     try:
-        report = load_data(config).report
+        report = load_run_data(config).report
     except ValueError as err:  # too few rows left to split is a clear error, not a lost row
         assert "rows" in str(err)
         return
@@ -293,7 +320,7 @@ def test_augmentation_multiplies_the_small_class_in_train_only(tmp_path: Path) -
     ][:30]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     config = make_config(tmp_path, train=str(path), augment={"enabled": True, "factor": 2.0})
-    loaded = load_data(config)
+    loaded = load_run_data(config)
     report = loaded.report
     assert_accounted(report)
     before = Counter(r["label"] for r in rows)
@@ -312,7 +339,7 @@ def test_token_length_filter_uses_the_models_tokenizer(tmp_path: Path, tiny_enco
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     config = make_config(tmp_path, train=str(path), filter={"max_tokens": 30})
     config.model.name = str(tiny_encoder)
-    report = load_data(config).report
+    report = load_run_data(config).report
     assert report["removed"]["too_many_tokens"] >= 1
     assert_accounted(report)
 
@@ -331,7 +358,7 @@ def test_a_torn_or_edited_output_is_prepared_again_not_trusted(tmp_path: Path) -
     path = write_jsonl(tmp_path / "train.jsonl", reviews(60))
     config = make_config(tmp_path, train=str(path))
     out = config.run_dir / "data"
-    prepare_or_reuse(config, out)
+    prepare_or_reuse(DataRequest.of(config), out)
     whole = _data_files(out)
     assert set(report_of(tmp_path)["outputs"]) == {
         "train.jsonl",
@@ -342,12 +369,14 @@ def test_a_torn_or_edited_output_is_prepared_again_not_trusted(tmp_path: Path) -
     }
     train = out / "train.jsonl"
     train.write_bytes(whole["train.jsonl"][:-40])  # what a write cut off by a full disk used to leave
-    assert prepare_or_reuse(config, out)[1] is False  # the inputs are unchanged, the outputs are not: redone
+    assert (
+        prepare_or_reuse(DataRequest.of(config), out)[1] is False
+    )  # the inputs are unchanged, the outputs are not: redone
     assert _data_files(out) == whole
     (out / "test.jsonl").unlink()
-    assert prepare_or_reuse(config, out)[1] is False
+    assert prepare_or_reuse(DataRequest.of(config), out)[1] is False
     assert _data_files(out) == whole
-    assert prepare_or_reuse(config, out)[1] is True
+    assert prepare_or_reuse(DataRequest.of(config), out)[1] is True
 
 
 def test_a_failed_prepare_leaves_the_earlier_outputs_whole(
@@ -358,7 +387,7 @@ def test_a_failed_prepare_leaves_the_earlier_outputs_whole(
     path = write_jsonl(tmp_path / "train.jsonl", reviews(60))
     config = make_config(tmp_path, train=str(path))
     out = config.run_dir / "data"
-    prepare_or_reuse(config, out)
+    prepare_or_reuse(DataRequest.of(config), out)
     whole = _data_files(out)
     calls = 0
 
@@ -371,24 +400,26 @@ def test_a_failed_prepare_leaves_the_earlier_outputs_whole(
     monkeypatch.setattr(pipeline, "_augment_train", fail)
     changed = make_config(tmp_path, train=str(path), augment={"enabled": True})
     with pytest.raises(OSError, match="No space"):
-        prepare_or_reuse(changed, out)
+        prepare_or_reuse(DataRequest.of(changed), out)
     assert calls == 1  # it failed after the new splits were in place, before their data report
     assert (out / "train.jsonl").read_bytes() != whole["train.jsonl"]
     assert _data_files(out)["data_report.json"] == whole["data_report.json"]
     assert not list(out.glob(".*.tmp"))
     write_jsonl(path, reviews(60))  # back to the inputs the old report describes: its fingerprint matches,
-    assert prepare_or_reuse(config, out)[1] is False  # but the splits on disk are not the ones it recorded
+    assert (
+        prepare_or_reuse(DataRequest.of(config), out)[1] is False
+    )  # but the splits on disk are not the ones it recorded
     assert _data_files(out) == whole
 
 
 def test_a_damaged_prepared_folder_names_the_file(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", reviews(50))
-    load_data(make_config(tmp_path / "prep", train=str(path)))
+    load_run_data(make_config(tmp_path / "prep", train=str(path)))
     folder = tmp_path / "prep" / "runs" / "run" / "data"
     with open(folder / "validation.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"text": "cut off')
     with pytest.raises(ValueError, match=r"validation\.jsonl is not the file data prepare wrote"):
-        load_data(make_config(tmp_path, train=str(folder)))
+        load_run_data(make_config(tmp_path, train=str(folder)))
     (folder / "data_report.json").unlink()  # an older folder: nothing to check the files against
     with pytest.raises(ValueError, match=r"validation\.jsonl:\d+: not valid JSON"):
-        load_data(make_config(tmp_path, train=str(folder)))
+        load_run_data(make_config(tmp_path, train=str(folder)))

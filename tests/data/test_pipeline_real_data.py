@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import load_run_data
 
 from open_autoglm.config import validate_config
-from open_autoglm.data.prepared import load_data
 from open_autoglm.data.splits import LoadedData
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # CI has shared/ beside the repo
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def prepare(tmp_path: Path, task: str = "classification", **data: Any) -> LoadedData:
     raw = {"name": "run", "output_dir": str(tmp_path), "quiet": True, "task": task, "data": data}
-    loaded = load_data(validate_config(raw, "test"))
+    loaded = load_run_data(validate_config(raw, "test"))
     report = loaded.report
     assert report["rows_in"] == report["rows_kept"] + sum(report["removed"].values()) + report["quarantined"]
     written = sum(len(rows) for rows in loaded.splits.values())

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import load_run_data
 from export_fixtures import trained_lora_fixture  # noqa: F401  (the trained_lora fixture)
 
 from open_autoglm.cli import main
-from open_autoglm.data.prepared import load_data
 from open_autoglm.export.compare import onnx_logits, torch_logits
 from open_autoglm.export.job import ExportOptions, run_export
 from open_autoglm.models import load_finetuned
@@ -63,7 +63,7 @@ def test_onnx_fp32_logits_match_pytorch_and_int8_predicts_valid_labels(exported)
     config, _ = exported
     out = config.run_dir / "export"
     model, tokenizer, meta = load_finetuned(out / "merged")
-    texts = [r["text"] for r in load_data(config).splits["test"]]
+    texts = [r["text"] for r in load_run_data(config).splits["test"]]
     expected = torch_logits(model, tokenizer, 24)(texts)
     np.testing.assert_allclose(
         onnx_logits(out / "model.onnx", tokenizer, 24)(texts), expected, atol=1e-4, rtol=0

@@ -6,16 +6,16 @@ import json
 
 import pytest
 import torch
+from conftest import load_run_data
 from export_fixtures import trained_lora_fixture  # noqa: F401  (the trained_lora fixture)
 
-from open_autoglm.data.prepared import load_data
 from open_autoglm.export.merge import logits_of, merge_model
 from open_autoglm.models import load_finetuned
 
 
 def test_merged_lora_is_a_full_model_with_the_same_logits(trained_lora, tmp_path) -> None:
     config = trained_lora
-    texts = [r["text"] for r in load_data(config).splits["test"]]
+    texts = [r["text"] for r in load_run_data(config).splits["test"]]
     merged = merge_model(config.run_dir / "model", tmp_path / "merged", texts[:8])
     assert merged.max_abs_diff <= 1e-4
     folder = tmp_path / "merged"

@@ -59,11 +59,20 @@ def load_study(run_dir: Path, name: str = "study") -> optuna.Study:
 
 
 def test_tune_leaves_study_best_model_and_summary(
-    tmp_path: Path, tiny_encoder: Path, topic_file: Path
+    tmp_path: Path, tiny_encoder: Path, topic_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from open_autoglm.search import job, worker_process
+
+    opened = []  # the study storage is opened once in a one-worker search (the worker shares the job's)
+    for module in (job, worker_process):
+        real = module.open_storage
+        monkeypatch.setattr(
+            module, "open_storage", lambda *a, real=real, **k: opened.append(a) or real(*a, **k)
+        )
     config = tune_config(tmp_path, tiny_encoder, topic_file)
     summary = run_tune(config)
     run_dir = config.run_dir
+    assert len(opened) == 1
 
     study = load_study(run_dir)
     finished = [t for t in study.trials if t.state.is_finished()]

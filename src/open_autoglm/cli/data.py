@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.cli.show import print_data_report
     from open_autoglm.config import dump_config
     from open_autoglm.data.prepared import prepare_or_reuse
+    from open_autoglm.data.request import DataRequest
     from open_autoglm.run_folder import RunFolder
 
     config = config_from_args(args, runs_recipe=True)
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = folder.data
     config.run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, folder.config)
-    report, reused = prepare_or_reuse(config, out_dir, force=args.force)
+    report, reused = prepare_or_reuse(DataRequest.of(config), out_dir, force=args.force)
     if reused:
         console.print(f"inputs and data settings unchanged: {out_dir} is up to date (--force to redo)")
     print_data_report(report)

@@ -13,7 +13,7 @@ from typing import Any
 
 from open_autoglm.config import Config, ConfigError
 from open_autoglm.config.data import DataConfig
-from open_autoglm.data.clean import CLEANERS
+from open_autoglm.data.clean import BUILTIN_CLEANERS, CLEANERS
 from open_autoglm.data.readers import READERS
 from open_autoglm.export.plugins import EXPORTERS
 from open_autoglm.methods import METHODS
@@ -24,7 +24,7 @@ from open_autoglm.search.objectives import OBJECTIVES, objective_named
 from open_autoglm.search.pruners import PRUNERS
 from open_autoglm.search.samplers import SAMPLERS
 from open_autoglm.tasks import TASKS
-from open_autoglm.tasks.classification import CLASSIFICATION_METRICS
+from open_autoglm.tasks.classification import BUILTIN_METRICS, CLASSIFICATION_METRICS
 
 
 def require_registered(config: Config, source: str = "config") -> Config:
@@ -32,6 +32,8 @@ def require_registered(config: Config, source: str = "config") -> Config:
     try:
         for registry, names, key in _named_extensions(config):
             registry.require(names, key=key)
+        for names, built_in, key, how in _plugin_lists(config):
+            _refuse_built_in(names, built_in, key, how)
         method_params(config.method)
         for name in config.search.objectives:
             objective_named(name)  # a plugin's objective is checked now, not after the first trial
@@ -52,6 +54,20 @@ def _named_extensions(config: Config) -> Iterator[tuple[Registry[Any], list[str]
     for data, key in _data_sections(config):
         yield READERS, [data.format] if data.format != "auto" else [], f"{key}.format"
         yield CLEANERS, data.clean.extra, f"{key}.clean.extra"
+
+
+def _plugin_lists(config: Config) -> Iterator[tuple[list[str], tuple[str, ...], str, str]]:
+    """Lists that add plugins to what always runs: (names, the built-in ones, key, how a built-in is chosen)."""
+    yield config.train.metrics, BUILTIN_METRICS, "train.metrics", "always reported"
+    for data, key in _data_sections(config):
+        yield data.clean.extra, BUILTIN_CLEANERS, f"{key}.clean.extra", f"switched by {key}.clean.<name>"
+
+
+def _refuse_built_in(names: list[str], built_in: tuple[str, ...], key: str, how: str) -> None:
+    """A built-in named again would run twice (or out of its place), so it is refused, saying where it lives."""
+    repeated = [name for name in names if name in built_in]
+    if repeated:
+        raise ValueError(f"{key}: {', '.join(repeated)} built in ({how}); {key} names plugins only")
 
 
 def _data_sections(config: Config) -> Iterator[tuple[DataConfig, str]]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from open_autoglm.atomic import atomic_open
-from open_autoglm.config import Config
+from open_autoglm.config.data import DataConfig
 from open_autoglm.data.accounting import DataReport
 from open_autoglm.data.encoding import detect_encoding
 from open_autoglm.data.process import Batch, Processed, init_worker, process_batch
@@ -46,9 +46,9 @@ from open_autoglm.data.readers import (
     detect_format,
     iter_records,
 )
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import SPLITS, assign_splits, stratified_sample
 from open_autoglm.run_folder import DATA_REPORT
-from open_autoglm.tasks import TASKS
 
 BATCH_ROWS = 512
 PARALLEL_MIN_BYTES = 8 * 2**20  # below this, starting worker processes costs more than it saves
@@ -70,9 +70,8 @@ class InputFile:
     weight: float = 1.0
 
 
-def input_files(config: Config) -> list[InputFile]:
+def input_files(data: DataConfig) -> list[InputFile]:
     """The configured files, training sources first; a missing one is named with its config key."""
-    data = config.data
     if data.train is None:
         raise ValueError(
             "data.train: no training file given (set data.train in the config or --set data.train=PATH)"
@@ -90,31 +89,33 @@ def input_files(config: Config) -> list[InputFile]:
     return files
 
 
-def prepare(config: Config, out_dir: Path, *, tokenizer: Any = None, fingerprint: str = "") -> DataReport:
+def prepare(
+    request: DataRequest, out_dir: Path, *, tokenizer: Any = None, fingerprint: str = ""
+) -> DataReport:
     """Run the whole pipeline into `out_dir`; returns the report (also written to `data_report.json`)."""
-    files = input_files(config)
+    files = input_files(request.data)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftover_temporaries(out_dir)
     started = time.perf_counter()
-    report = DataReport(task=config.task, fingerprint=fingerprint)
+    report = DataReport(task=request.task, fingerprint=fingerprint)
     try:
         with atomic_open(out_dir / REMOVED) as removed:
             with (
                 atomic_open(out_dir / QUARANTINE) as quarantine,
                 atomic_open(out_dir / STAGING) as staging,
-                RowProgress("preparing data", enabled=not config.quiet) as progress,
+                RowProgress("preparing data", enabled=not request.quiet) as progress,
             ):
-                first_pass = FirstPass(config, files, report, quarantine, removed, staging)
-                for batch_meta, batch in _processed_batches(config, files, report, tokenizer):
+                first_pass = FirstPass(request, files, report, quarantine, removed, staging)
+                for batch_meta, batch in _processed_batches(request, files, report, tokenizer):
                     first_pass.take(batch_meta, batch)
                     progress.advance(len(batch_meta))
-            _check_quarantine(config, report, out_dir)
-            target, copies = plan_splits(config, first_pass, report)
+            _check_quarantine(request, report, out_dir)
+            target, copies = plan_splits(request, first_pass, report)
         # removed.jsonl is in place now: it says why, when no rows are left for a split
         _check_planned(target, copies)
         _stream_into_splits(first_pass, target, copies, report, out_dir)
-        if config.data.augment.enabled:
-            _augment_train(config, report, out_dir)
+        if request.data.augment.enabled:
+            _augment_train(request, report, out_dir)
     finally:
         (out_dir / STAGING).unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started
@@ -148,41 +149,34 @@ def _fault_point(name: str) -> None:
 
 
 def _processed_batches(
-    config: Config, files: list[InputFile], report: DataReport, tokenizer: Any
+    request: DataRequest, files: list[InputFile], report: DataReport, tokenizer: Any
 ) -> Iterator[tuple[list[tuple[int, Record | Malformed]], Batch]]:
     """(file index, row) of each input row with the processed batch of its good rows, in input order."""
     pending: deque[list[tuple[int, Record | Malformed]]] = deque()
 
     def batches() -> Iterator[list[dict[str, Any]]]:
-        for meta in _read_batches(config, files, report):
+        for meta in _read_batches(request, files, report):
             pending.append(meta)
             yield [row.data for _, row in meta if isinstance(row, Record)]
 
-    workers = _worker_count(config, files)
+    workers = _worker_count(request.data.workers, files)
     if workers == 1:
-        init_worker(config.data, task_kind(config), tokenizer)
+        init_worker(request.data, request.kind, tokenizer)
         for batch in map(process_batch, batches()):
             yield pending.popleft(), batch
         return
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its threads
     with context.Pool(
-        workers, initializer=init_worker, initargs=(config.data, task_kind(config), tokenizer)
+        workers, initializer=init_worker, initargs=(request.data, request.kind, tokenizer)
     ) as pool:
         for batch in pool.imap(process_batch, batches(), chunksize=1):
             yield pending.popleft(), batch
 
 
-def task_kind(config: Config) -> str:
-    """The built-in kind of the config's task, which decides the canonical rows (a plugin task reads as the
-    built-in task it extends)."""
-    return TASKS.get(config.task).kind
-
-
-def read_options(config: Config) -> ReadOptions:
-    """How the config says its data files are read (the same for training data and evaluation files)."""
-    data = config.data
+def read_options(data: DataConfig, kind: str) -> ReadOptions:
+    """How the data section says its files are read (the same for training data and evaluation files)."""
     return ReadOptions(
-        task=task_kind(config),
+        task=kind,
         text_field=data.text_field,
         label_field=data.label_field,
         columns=tuple(data.columns) if data.columns else None,
@@ -190,10 +184,10 @@ def read_options(config: Config) -> ReadOptions:
 
 
 def _read_batches(
-    config: Config, files: list[InputFile], report: DataReport
+    request: DataRequest, files: list[InputFile], report: DataReport
 ) -> Iterator[list[tuple[int, Record | Malformed]]]:
-    data = config.data
-    options = read_options(config)
+    data = request.data
+    options = read_options(data, request.kind)
     batch: list[tuple[int, Record | Malformed]] = []
     for index, f in enumerate(files):
         fmt = detect_format(f.path) if data.format == "auto" else data.format
@@ -208,11 +202,11 @@ def _read_batches(
         yield batch
 
 
-def _worker_count(config: Config, files: list[InputFile]) -> int:
+def _worker_count(workers: int | None, files: list[InputFile]) -> int:
     size = sum(f.path.stat().st_size for f in files)
     if size < PARALLEL_MIN_BYTES:
         return 1
-    return config.data.workers or min(os.cpu_count() or 1, MAX_WORKERS)
+    return workers or min(os.cpu_count() or 1, MAX_WORKERS)
 
 
 class FirstPass:
@@ -220,7 +214,7 @@ class FirstPass:
 
     def __init__(
         self,
-        config: Config,
+        request: DataRequest,
         files: list[InputFile],
         report: DataReport,
         quarantine: IO[str],
@@ -229,11 +223,11 @@ class FirstPass:
     ):
         from open_autoglm.data.dedup import NearDuplicateIndex
 
-        self.config, self.report = config, report
+        self.request, self.report = request, report
         self.quarantine, self.removed, self.staging = quarantine, removed, staging
         self.files = files
-        dedup = config.data.dedup
-        self.classification = task_kind(config) == "classification"
+        dedup = request.data.dedup
+        self.classification = request.kind == "classification"
         # per group: exact key -> staged row id, and a near-duplicate index
         self.exact: dict[str, dict[bytes, int]] = {g: {} for g in SPLITS}
         self.near = (
@@ -278,7 +272,7 @@ class FirstPass:
             label = str(processed.data.get("label")) if self.classification else None
             if label is not None and self.labels[twin] != label:
                 report.conflicting_labels += 1
-                if self.config.data.dedup.conflicting_labels == "drop":
+                if self.request.data.dedup.conflicting_labels == "drop":
                     self.dropped.add(twin)
                     reason = "conflicting_labels"
             self._remove(row, reason, of=twin)
@@ -297,7 +291,7 @@ class FirstPass:
 
     def _find_twin(self, group: str, key: bytes, signature: Any) -> tuple[int | None, str]:
         """The staged row this one duplicates, and the removal reason; train rows are checked first."""
-        report, dedup = self.report, self.config.data.dedup
+        report, dedup = self.report, self.request.data.dedup
         groups = ["train", group] if group != "train" and dedup.across_splits else [group]
         for g in dict.fromkeys(groups):
             across = g != group
@@ -334,12 +328,12 @@ class FirstPass:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
-def _check_quarantine(config: Config, report: DataReport, out_dir: Path) -> None:
+def _check_quarantine(request: DataRequest, report: DataReport, out_dir: Path) -> None:
     """Stop when the malformed share passes `data.max_bad_ratio`, quoting the first bad rows."""
     if not report.rows_in:
         raise DataFormatError(f"{', '.join(report.rows_per_file) or 'data.train'}: no rows")
     share = report.quarantined / report.rows_in
-    if share <= config.data.max_bad_ratio and report.quarantined < report.rows_in:
+    if share <= request.data.max_bad_ratio and report.quarantined < report.rows_in:
         return
     with open(out_dir / QUARANTINE, encoding="utf-8") as handle:
         shown = [json.loads(line) for _, line in zip(range(SHOWN_ERRORS), handle, strict=False)]
@@ -347,15 +341,15 @@ def _check_quarantine(config: Config, report: DataReport, out_dir: Path) -> None
     more = f"\n  ... and {report.quarantined - len(shown)} more" if report.quarantined > len(shown) else ""
     raise DataFormatError(
         f"{report.quarantined} of {report.rows_in} rows are malformed ({share:.1%}, more than data.max_bad_ratio="
-        f"{config.data.max_bad_ratio:.1%}); all are in {out_dir / QUARANTINE}:\n{lines}{more}"
+        f"{request.data.max_bad_ratio:.1%}); all are in {out_dir / QUARANTINE}:\n{lines}{more}"
     )
 
 
 def plan_splits(
-    config: Config, first: FirstPass, report: DataReport
+    request: DataRequest, first: FirstPass, report: DataReport
 ) -> tuple[dict[int, str], dict[int, int]]:
     """Pass 2, first half: each staged row's split and number of copies (0: removed, and written as such)."""
-    data, seed = config.data, config.train.seed
+    data, seed = request.data, request.seed
     target: dict[int, str] = {}
     copies: dict[int, int] = {}
     train_ids = [i for i, g in enumerate(first.group) if SPLITS[g] == "train" and i not in first.dropped]
@@ -421,14 +415,14 @@ def _stream_into_splits(
             (out_dir / f"{split}.jsonl").unlink()
 
 
-def _augment_train(config: Config, report: DataReport, out_dir: Path) -> None:
+def _augment_train(request: DataRequest, report: DataReport, out_dir: Path) -> None:
     from open_autoglm.data.augment import augment_rows
 
-    if task_kind(config) != "classification":
-        raise ValueError(f"data.augment: augmentation is for classification, not task {config.task!r}")
+    if request.kind != "classification":
+        raise ValueError(f"data.augment: augmentation is for classification, not task {request.task!r}")
     path = out_dir / "train.jsonl"
     rows = _read_jsonl(path)
-    new_rows = augment_rows(rows, config.data.augment, seed=config.train.seed)
+    new_rows = augment_rows(rows, request.data.augment, seed=request.seed)
     with (
         atomic_open(path) as handle,
         open(path, encoding="utf-8") as written,

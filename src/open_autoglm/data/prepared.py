@@ -9,6 +9,7 @@ are copied into the run folder as they are, once they are checked to be whole.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -17,65 +18,75 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.atomic import atomic_open
-from open_autoglm.config import Config
 from open_autoglm.data.pipeline import OUTPUTS, REPORT, describe_output, input_files
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import LoadedData, read_written_splits
-from open_autoglm.run_folder import RunFolder
 
 PIPELINE_VERSION = 1  # bump when a change to the pipeline changes its output for the same input
 CHUNK = 2**20
 logger = logging.getLogger(__name__)
 
 
-def fingerprint(config: Config) -> str:
+def fingerprint(request: DataRequest) -> str:
     """A hash of everything the prepared data depends on."""
-    digest = hashlib.sha256()
+    data = request.data
     settings: dict[str, Any] = {
         "pipeline": PIPELINE_VERSION,
-        "task": config.task,
-        "seed": config.train.seed,
-        "data": config.data.model_dump(mode="json", exclude={"workers", "max_length", "text_prefix"}),
+        "task": request.task,
+        "seed": request.seed,
+        "data": data.model_dump(mode="json", exclude={"workers", "max_length", "text_prefix"}),
     }
-    if config.data.filter.min_tokens or config.data.filter.max_tokens:
-        settings["tokenizer"] = config.model.name  # token counts depend on it
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    for f in input_files(config):  # checks each exists, naming its config key
-        digest.update(f"{f.group}:{f.path}:{f.weight}".encode())
-        with open(f.path, "rb") as handle:
+    if data.filter.min_tokens or data.filter.max_tokens:
+        settings["tokenizer"] = request.model.name  # token counts depend on it
+    files = tuple(  # checks each exists, naming its config key
+        (f.group, str(f.path), f.weight, f.path.stat().st_size, f.path.stat().st_mtime_ns)
+        for f in input_files(data)
+    )
+    return _hash_inputs(json.dumps(settings, sort_keys=True), files)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_inputs(settings: str, files: tuple[tuple[str, str, float, int, int], ...]) -> str:
+    """The settings and every input file's bytes, hashed. Cached by each file's size and modification time, so a
+    resumed run reads its inputs once (the resume check and the data both ask) and a changed file is read again."""
+    digest = hashlib.sha256(settings.encode())
+    for group, path, weight, _size, _mtime in files:
+        digest.update(f"{group}:{path}:{weight}".encode())
+        with open(path, "rb") as handle:
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
     return digest.hexdigest()
 
 
-def load_data(config: Config, out_dir: Path | None = None) -> LoadedData:
-    """The run's splits in memory, prepared into `out_dir` (default: the run folder's `data/`) when needed."""
-    out_dir = out_dir or RunFolder(config.run_dir).data
-    source = config.data.train
+def load_data(request: DataRequest, out_dir: Path) -> LoadedData:
+    """The splits in memory, prepared into `out_dir` (a run folder's `data/`) when needed."""
+    source = request.data.train
     if isinstance(source, Path) and source.is_dir():
         return _copy_prepared(source, out_dir)
-    if prepare_or_reuse(config, out_dir)[1]:
+    if prepare_or_reuse(request, out_dir)[1]:
         logger.info("data unchanged since it was prepared: reusing %s", out_dir)
     return read_written_splits(out_dir)
 
 
-def prepare_or_reuse(config: Config, out_dir: Path, force: bool = False) -> tuple[dict[str, Any], bool]:
+def prepare_or_reuse(request: DataRequest, out_dir: Path, force: bool = False) -> tuple[dict[str, Any], bool]:
     """The data report of `out_dir`, prepared anew unless it is up to date (or `force`); True when reused."""
-    current = fingerprint(config)
+    current = fingerprint(request)
     if not force and _is_prepared(out_dir, current):
         return _read_report(out_dir), True
-    return _prepare(config, out_dir, current), False
+    return _prepare(request, out_dir, current), False
 
 
-def _prepare(config: Config, out_dir: Path, current: str) -> dict[str, Any]:
+def _prepare(request: DataRequest, out_dir: Path, current: str) -> dict[str, Any]:
     """Run the pipeline (loading the tokenizer only when token-length filters need it); returns the report."""
     from open_autoglm.data.pipeline import prepare
 
     tokenizer = None
-    if config.data.filter.enabled and (config.data.filter.min_tokens or config.data.filter.max_tokens):
+    filters = request.data.filter
+    if filters.enabled and (filters.min_tokens or filters.max_tokens):
         from open_autoglm.models.loading import load_tokenizer, resolve_model_path
 
-        tokenizer = load_tokenizer(resolve_model_path(config.model.name), config.model)
-    report = prepare(config, out_dir, tokenizer=tokenizer, fingerprint=current)
+        tokenizer = load_tokenizer(resolve_model_path(request.model.name), request.model)
+    report = prepare(request, out_dir, tokenizer=tokenizer, fingerprint=current)
     return report.to_json()
 
 

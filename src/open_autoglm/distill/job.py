@@ -12,6 +12,7 @@ from typing import Any
 
 from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
+from open_autoglm.data.request import DataRequest
 from open_autoglm.distill.report import LATENCY_EXAMPLES, ModelMeasure, as_rows, comparison, measure
 from open_autoglm.distill.teacher import load_teacher
 from open_autoglm.evaluate.rows import evaluation_rows
@@ -36,7 +37,7 @@ def run_distill(config: Config, teacher: str | Path | None = None) -> dict[str, 
     folder = RunFolder(config.run_dir)
     student_dir = folder.model
 
-    rows = evaluation_rows(config, None).rows
+    rows = evaluation_rows(DataRequest.of(config), folder.data, None).rows
     student, tokenizer, meta = load_finetuned(student_dir, trust_remote_code=config.model.trust_remote_code)
     options = ScoringOptions(
         batch_size=config.train.eval_batch_size or 2 * config.train.batch_size,

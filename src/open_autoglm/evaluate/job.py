@@ -17,6 +17,7 @@ from transformers import set_seed
 from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
+from open_autoglm.data.request import DataRequest
 from open_autoglm.evaluate.bootstrap import confidence_interval, paired_difference
 from open_autoglm.evaluate.regression import find_regressions, read_baseline_summary
 from open_autoglm.evaluate.rows import evaluation_rows
@@ -72,7 +73,7 @@ def run_eval(config: Config, options: EvalOptions) -> dict[str, Any]:
     )
 
     with ResourceMonitor(RunFolder(out_dir).eval_resources):
-        data = evaluation_rows(config, options.data)
+        data = evaluation_rows(DataRequest.of(config), RunFolder(config.run_dir).data, options.data)
         n = len(data.rows)
         logger.info("evaluating %s on %d rows (%s)", options.model, n, data.source)
         with PeakMemory() as peak:

@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from open_autoglm.config import Config
-from open_autoglm.data.pipeline import read_options, task_kind
+from open_autoglm.data.pipeline import read_options
 from open_autoglm.data.prepared import load_data
 from open_autoglm.data.process import RowProcessor
 from open_autoglm.data.readers import read_records
-from open_autoglm.run_folder import RunFolder
+from open_autoglm.data.request import DataRequest
 
 
 @dataclass
@@ -21,25 +20,27 @@ class EvaluationRows:
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # {source, line, reason} of refused rows
 
 
-def evaluation_rows(config: Config, data_file: Path | None) -> EvaluationRows:
+def evaluation_rows(request: DataRequest, data_dir: Path, data_file: Path | None) -> EvaluationRows:
+    """The test split of the run's data (prepared into `data_dir` when needed), or `data_file`'s rows."""
     if data_file is None:
-        loaded = load_data(config)
+        loaded = load_data(request, data_dir)
         if not loaded.splits.get("test"):
             raise ValueError(
-                f"{RunFolder(config.run_dir).data} has no test split: set data.test (a file) or data.test_ratio > 0, "
+                f"{data_dir} has no test split: set data.test (a file) or data.test_ratio > 0, "
                 "or evaluate a file with --data FILE"
             )
-        return EvaluationRows(loaded.splits["test"], f"test split of {RunFolder(config.run_dir).data}")
-    return _file_rows(config, data_file)
+        return EvaluationRows(loaded.splits["test"], f"test split of {data_dir}")
+    return _file_rows(request, data_file)
 
 
-def _file_rows(config: Config, path: Path) -> EvaluationRows:
+def _file_rows(request: DataRequest, path: Path) -> EvaluationRows:
     """Every row is scored or quarantined with its line: cleaning and PII scrubbing match training (the model
     never saw raw phone numbers), but no quality filter drops a test row."""
-    data = config.data
-    good, bad = read_records(path, read_options(config), data.format, max_bad_ratio=data.max_bad_ratio)
+    data = request.data
+    options = read_options(data, request.kind)
+    good, bad = read_records(path, options, data.format, max_bad_ratio=data.max_bad_ratio)
     unfiltered = data.model_copy(update={"filter": data.filter.model_copy(update={"enabled": False})})
-    processor = RowProcessor(unfiltered, task_kind(config))
+    processor = RowProcessor(unfiltered, request.kind)
     return EvaluationRows(
         rows=[processor.process(record.data).data for record in good],
         source=str(path),

@@ -19,6 +19,7 @@ from transformers import AutoTokenizer
 from open_autoglm.atomic import write_json
 from open_autoglm.config import Config
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.evaluate.predict import prompt_and_reference
 from open_autoglm.export.compare import Variant, build_report, measure, torch_logits
 from open_autoglm.export.merge import merge_model
@@ -55,7 +56,7 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
     shutil.rmtree(out_dir / PRUNED_DIR, ignore_errors=True)
 
     # 1. Data: the test split scores every variant; train rows calibrate static INT8.
-    splits = load_data(config).splits
+    splits = load_data(DataRequest.of(config), RunFolder(config.run_dir).data).splits
     if TASKS.get(config.task).kind != "classification":
         return _export_language_model(config, options, out_dir, splits)
     test = splits.get("test") or []

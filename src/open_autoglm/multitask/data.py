@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from open_autoglm.config import Config
 from open_autoglm.config.sections import TaskSpec
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.tasks.classification import majority_accuracy
 
@@ -34,16 +35,12 @@ class TaskData:
         return majority_accuracy(self.loaded.splits["train"], self.loaded.splits.get(split, []))
 
 
-def task_config(config: Config, task: TaskSpec) -> Config:
-    """The run's config as a classification run on this task's data (what the data pipeline expects)."""
-    return config.model_copy(update={"recipe": "single", "task": "classification", "data": task.data})
-
-
 def load_task(config: Config, task: TaskSpec, data_dir: Path, tokenizer: PreTrainedTokenizerBase) -> TaskData:
     """Prepare (or reuse) the task's splits and tokenise them with its own prefix and max_length."""
     from open_autoglm.tasks.classification import label_names
 
-    loaded = load_data(task_config(config, task), data_dir)
+    request = DataRequest(task.data, "classification", "classification", config.train.seed, config.model)
+    loaded = load_data(request, data_dir)
     if "validation" not in loaded.splits:
         raise ValueError(
             f"multitask task {task.name!r}: no validation split (set data.val_ratio or data.validation)"

@@ -24,8 +24,10 @@ import optuna
 
 from open_autoglm.config import Config
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import from_main, is_distributed, main_process_first, sharded_training
+from open_autoglm.run_folder import RunFolder
 from open_autoglm.search.objectives import objective_named
 from open_autoglm.search.space import build_space
 from open_autoglm.search.trial import ReportingCallback, release_memory
@@ -37,7 +39,7 @@ def prepare_data(config: Config) -> LoadedData:
     """The data, prepared once for all trials (reused when unchanged); under a launch rank 0 prepares it and the
     other ranks read what it wrote."""
     with main_process_first():
-        return load_data(config)
+        return load_data(DataRequest.of(config), RunFolder(config.run_dir).data)
 
 
 def check_ranks(config: Config) -> None:

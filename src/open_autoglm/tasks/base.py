@@ -39,7 +39,6 @@ class BaseTask(ABC):
     kind: ClassVar[str]  # classification | sft | pretrain
     metric: ClassVar[str]  # the primary quality metric (as reported by evaluation, without the eval_ prefix)
     greater_is_better: ClassVar[bool]
-    required_fields: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def objective(self, model_path: str, model_cfg: ModelConfig) -> str:

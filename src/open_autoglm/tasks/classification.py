@@ -72,7 +72,6 @@ class ClassificationTask(BaseTask):
     kind: ClassVar[str] = "classification"
     metric: ClassVar[str] = "accuracy"
     greater_is_better: ClassVar[bool] = True
-    required_fields: ClassVar[tuple[str, ...]] = ("text", "label")
 
     def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
         return "seq_cls"

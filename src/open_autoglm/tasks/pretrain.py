@@ -35,7 +35,6 @@ class PretrainTask(BaseTask):
     kind: ClassVar[str] = "pretrain"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
-    required_fields: ClassVar[tuple[str, ...]] = ("text",)
 
     def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
         """Masked LM where the architecture has one (encoders), causal LM otherwise."""

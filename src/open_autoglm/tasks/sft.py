@@ -91,7 +91,6 @@ class SftTask(BaseTask):
     kind: ClassVar[str] = "sft"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
-    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "response")
 
     def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
         return "causal_lm"

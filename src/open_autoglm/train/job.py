@@ -28,6 +28,7 @@ from open_autoglm.atomic import DISK_ERRNOS, WRITE_ERRORS, ArtifactWriteError, s
 from open_autoglm.config import Config, dump_config
 from open_autoglm.config.sections import TrainConfig
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distill.student import with_layer_student
 from open_autoglm.distributed import (
@@ -121,7 +122,7 @@ def run_train(config: Config, resume: bool = True) -> dict[str, Any]:
         config = with_layer_student(config, build=main)
         if main:
             dump_config(config, folder.config)
-        loaded = load_data(config)
+        loaded = load_data(DataRequest.of(config), RunFolder(config.run_dir).data)
     with ResourceMonitor(folder.resources) if main else nullcontext() as monitor:
         fit_result = fit(config, folder.trial(0).path, resume=resume, loaded=loaded)
         save_fitted(fit_result, folder.model, config)
@@ -161,7 +162,7 @@ def fit(
     # 1. Data: prepared into the run folder (cleaned, deduplicated, split), or reused when unchanged.
     task = TASKS.get(config.task)()
     if loaded is None:
-        loaded = load_data(config)
+        loaded = load_data(DataRequest.of(config), RunFolder(config.run_dir).data)
 
     # 2. Model, tokenizer and where they run.
     placement = choose_placement(config.model.device, config.model.precision)

@@ -22,6 +22,7 @@ from typing import Any
 from open_autoglm.atomic import write_json
 from open_autoglm.config import Config, dump_config
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.distributed import is_distributed
 from open_autoglm.monitor import ResourceMonitor
@@ -64,7 +65,7 @@ def run_transfer(config: Config, resume: bool = True) -> dict[str, Any]:
 
         # 2. The labelled task from the adapted model, and from the original one as the control; same data.
         labelled: LoadedData = load_data(
-            finetune_config(config, steps_dir / "finetune", config.model.name), folder.data
+            DataRequest.of(finetune_config(config, steps_dir / "finetune", config.model.name)), folder.data
         )
         finetune = _step(
             steps_dir / "finetune",

@@ -19,6 +19,7 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 from open_autoglm.config import Config
 from open_autoglm.config.sections import ModelConfig
 from open_autoglm.data.prepared import load_data
+from open_autoglm.data.request import DataRequest
 from open_autoglm.models import choose_placement, load_finetuned, load_tokenizer, resolve_model_path
 from open_autoglm.run_folder import RunFolder
 from open_autoglm.transfer.probe import linear_probe, majority_accuracy, mean_pooled_features
@@ -46,7 +47,7 @@ def probe_second_task(config: Config, step_dir: Path, loaders: dict[str, Backbon
     `loaders` must include "original": the others are reported as changes against it.
     """
     second = second_task_config(config, step_dir)
-    splits = load_data(second, RunFolder(step_dir).data).splits
+    splits = load_data(DataRequest.of(second), RunFolder(step_dir).data).splits
     scored = "test" if splits.get("test") else "validation"
     data = second.data
 
