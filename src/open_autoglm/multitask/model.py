@@ -58,18 +58,30 @@ class MultitaskModel(nn.Module):
     ) -> Tensor:
         """Logits. `task` a name: every row is that task's, (B, its labels). `task` a tensor of task positions
         (B,), as training batches mix tasks: (B, most labels), each row's classes first and the rest at
-        `PAD_LOGIT`, so one forward pass of the backbone serves every task in the batch."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
-        pooled = self.dropout(mean_pool(hidden, attention_mask))  # (B, H)
+        `PAD_LOGIT`. The backbone then runs once per task on that task's rows, cut to their own longest row:
+        no task pays for another's padding, and a task's loss reaches back only through its own rows (PCGrad
+        and GradNorm take one gradient per task)."""
         if isinstance(task, str):
-            return self.heads[task](pooled)
-        logits = pooled.new_full((pooled.shape[0], self.widest), PAD_LOGIT)
+            return self.heads[task](self._pooled(input_ids, attention_mask, inputs))
+        logits = torch.full((input_ids.shape[0], self.widest), PAD_LOGIT, device=input_ids.device)  # (B, W)
         for index, name in enumerate(self.tasks):
-            rows = task == index
-            if rows.any():
-                scores = self.heads[name](pooled[rows])  # (rows, its labels)
-                logits[rows, : scores.shape[-1]] = scores.to(logits.dtype)
+            rows = (task == index).nonzero().squeeze(1)  # (n,)
+            if rows.numel() == 0:
+                continue
+            mask = attention_mask[rows]
+            columns = mask.any(0)  # the positions some row of this task fills (padding sits on one side)
+            pooled = self._pooled(
+                input_ids[rows][:, columns],
+                mask[:, columns],
+                {k: v[rows][:, columns] for k, v in inputs.items()},  # token_type_ids and the like: (B, T)
+            )
+            scores = self.heads[name](pooled)  # (n, its labels)
+            logits[rows, : scores.shape[-1]] = scores.float()
         return logits
+
+    def _pooled(self, input_ids: Tensor, attention_mask: Tensor, inputs: dict[str, Tensor]) -> Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        return self.dropout(mean_pool(hidden, attention_mask))  # (B, H)
 
 
 def load_backbone(model_path: str, model_cfg: ModelConfig) -> nn.Module:
