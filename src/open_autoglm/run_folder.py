@@ -407,13 +407,14 @@ class ModelMeta:
     text_prefix: str | None = None
     max_length: int | None = None
     model: dict[str, Any] | None = None  # the config's model section it was trained with
+    licence: str | None = None  # of the base model's weights, where its alias knows it
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # merged_from, pruned, and keys of newer versions
     format: int = META_FORMAT  # the version the file was written in (writing always writes this version's)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"format": META_FORMAT, "task": self.task, "objective": self.objective}
-        for key in ("method", "base_model", "labels", "text_prefix", "max_length", "model"):
+        for key in ("method", "base_model", "labels", "text_prefix", "max_length", "model", "licence"):
             value = getattr(self, key)
             if value is not None or key == "labels":
                 data[key] = value
@@ -441,6 +442,7 @@ class ModelMeta:
             text_prefix=rest.pop("text_prefix", None),
             max_length=rest.pop("max_length", None),
             model=rest.pop("model", None),
+            licence=rest.pop("licence", None),
             versions=_of(dict, rest.pop("versions", None)) or {},
             format=_format(rest.pop("format", 0), META_FORMAT, str(path)),
         )

@@ -59,10 +59,13 @@ def config_from_args(args: argparse.Namespace, *, runs_recipe: bool = False) -> 
         overrides += [f"output_dir={args.out.parent}", f"name={args.out.name}"]
     if args.quiet:
         overrides.append("quiet=true")
-    from open_autoglm.cli.registered import require_registered  # imports every family: torch, peft (seconds)
+    from open_autoglm.cli.registered import (  # imports every family: torch, peft (seconds)
+        require_registered,
+        with_task_default_model,
+    )
 
     source = str(args.config or "--set")
-    config = require_registered(load_config(args.config, overrides), source)
+    config = with_task_default_model(require_registered(load_config(args.config, overrides), source))
     if runs_recipe:
         from open_autoglm.recipes import RECIPES
 
@@ -125,12 +128,23 @@ def _known_user_errors() -> tuple[type[BaseException], ...]:
     return tuple(known)
 
 
+def _finish_processes() -> None:
+    """Under torchrun every rank ends together (see distributed.finish); a verb that never imported torch has
+    no process group, and importing it here would cost the seconds `--help` does not spend."""
+    if "torch.distributed" in sys.modules:
+        from open_autoglm.distributed import finish
+
+        finish()
+
+
 def run_verb(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a verb; a known user error becomes one red line and exit code 2 (config) or 1 (anything else)."""
     setup_logging(getattr(args, "quiet", False))
     signal_file_size_exceeded_as_error()
     try:
-        return run(args)
+        code = run(args)
+        _finish_processes()
+        return code
     except ConfigError as err:
         # escape: a path such as `x[/y].jsonl` in the message is text, not rich markup
         console.print(f"[bold red]config error:[/] {escape(str(err))}", highlight=False)

@@ -42,6 +42,14 @@ def require_registered(config: Config, source: str = "config") -> Config:
     return config
 
 
+def with_task_default_model(config: Config) -> Config:
+    """A config that names no model gets its task's default (sft: smollm2; the others: minilm)."""
+    if "name" in config.model.model_fields_set:
+        return config
+    default = TASKS.get(config.task).default_model
+    return config.model_copy(update={"model": config.model.model_copy(update={"name": default})})
+
+
 def _named_extensions(config: Config) -> Iterator[tuple[Registry[Any], list[str], str]]:
     yield RECIPES, [config.recipe], "recipe"
     yield TASKS, [config.task], "task"

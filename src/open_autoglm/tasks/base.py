@@ -37,6 +37,7 @@ class PreparedData:
 class BaseTask(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]  # classification | sft | pretrain
+    default_model: ClassVar[str] = "minilm"  # the alias a config that names no model trains
     metric: ClassVar[str]  # the primary quality metric (as reported by evaluation, without the eval_ prefix)
     greater_is_better: ClassVar[bool]
 
@@ -59,6 +60,11 @@ class BaseTask(ABC):
     ) -> PreparedData:
         """Tokenise the canonical rows of every split, as the `data` section says (`train`: the settings of
         batching and scoring, such as extra metrics)."""
+
+    def configure_model(self, model: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Settings of the loaded model that belong to the task and are saved with it (sft: where generation
+        stops). Nothing by default."""
+        return None
 
     def labels_of(self, splits: dict[str, list[dict]]) -> list[str] | None:
         """The label set (classification only)."""

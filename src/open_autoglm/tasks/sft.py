@@ -1,9 +1,14 @@
 """Supervised fine-tuning of a causal LM: the loss is on the assistant's tokens only.
 
-A tokenizer with a chat template renders the conversation with it; one without gets a plain
-"### Instruction / ### Response" layout. Either way the rendered text is cut into segments, each
-marked trainable (assistant replies) or not (system, user, template scaffolding), and the labels of
-untrainable tokens are -100.
+The conversation is rendered with the tokenizer's own chat template (SmolLM2's ChatML, say). A tokenizer without
+one (a base model such as gemma3-270m) gets `DEFAULT_CHAT_TEMPLATE`, the plain "### Instruction / ### Response"
+layout, which is saved with the fine-tuned model's tokenizer so that serving renders prompts the same way. The
+rendered text is cut into segments, each marked trainable (an assistant's reply and its end-of-turn token) or not
+(system, user, template scaffolding such as the newline after the end of turn); untrainable tokens get -100.
+
+Generation must stop where a reply ends: at the template's end-of-turn token (`<|im_end|>`), which need not be the
+tokenizer's end of sequence. `stop_at_end_of_turn` adds it to the model's generation config, which is saved with
+the model, so eval, serve and the search's generation metrics all stop there.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from datasets import Dataset
-from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
+from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, PreTrainedTokenizerBase
 
 from open_autoglm.config.data import DataConfig
 from open_autoglm.config.sections import ModelConfig, TrainConfig
 from open_autoglm.tasks.base import TASKS, BaseTask, PreparedData
 
 IGNORE_INDEX = -100
-PLAIN_USER = "### Instruction:\n{content}\n\n### Response:\n"
+DEFAULT_CHAT_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
+    "{% elif message['role'] == 'user' %}### Instruction:\n{{ message['content'] }}\n\n### Response:\n"
+    "{% else %}{{ message['content'] }}{{ eos_token }}\n\n{% endif %}"
+    "{% endfor %}"
+)
+_REPLY = "\u2063reply\u2063"  # a stand-in reply no template changes, to find what follows a reply
 
 
 def to_messages(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -32,42 +45,65 @@ def to_messages(row: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def ensure_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give a tokenizer without a chat template the default one (it is saved with the fine-tuned model)."""
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+
+
+def _render(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], generation_prompt: bool
+) -> str:
+    return str(
+        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    )
+
+
+def end_of_turn(tokenizer: PreTrainedTokenizerBase) -> tuple[str | None, str]:
+    """(the end-of-turn token's text, the scaffolding after it) of the chat template: for ChatML
+    ("<|im_end|>", "\n"). The end of turn is the first special token after a reply; None when there is none."""
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _REPLY}]
+    after = _render(tokenizer, chat, generation_prompt=False).split(_REPLY, 1)[1]
+    specials = sorted(
+        {t for t in tokenizer.all_special_tokens + list(tokenizer.get_added_vocab()) if t and t in after},
+        key=after.index,
+    )
+    if not specials:
+        return None, after
+    token = specials[0]
+    return token, after[after.index(token) + len(token) :]
+
+
+def stop_at_end_of_turn(model: Any, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Make generation stop at the chat template's end-of-turn token as well as at end of sequence; returns the
+    stop ids now in the model's generation config."""
+    token, _ = end_of_turn(tokenizer)
+    config = model.generation_config
+    ids = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    ids += [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(token) if token else None]
+    config.eos_token_id = sorted({int(i) for i in ids if i is not None})
+    return list(config.eos_token_id)
+
+
 def segments(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase) -> list[tuple[str, bool]]:
-    """The conversation as (text, trainable) pieces whose concatenation is the full rendered text."""
-    if getattr(tokenizer, "chat_template", None):
-        return _template_segments(messages, tokenizer)
-    pieces: list[tuple[str, bool]] = []
-    for message in messages:
-        if message["role"] == "system":
-            pieces.append((message["content"] + "\n\n", False))
-        elif message["role"] == "user":
-            pieces.append((PLAIN_USER.format(content=message["content"]), False))
-        else:
-            pieces.append((message["content"] + (tokenizer.eos_token or ""), True))
-            pieces.append(("\n\n", False))
-    return pieces
-
-
-def _template_segments(
-    messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase
-) -> list[tuple[str, bool]]:
-    def render(msgs: list[dict[str, str]], generation_prompt: bool) -> str:
-        return str(
-            tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=generation_prompt)
-        )
-
+    """The conversation as (text, trainable) pieces whose concatenation is the full rendered text: each reply
+    with its end-of-turn token trainable, everything else not."""
+    ensure_chat_template(tokenizer)
+    _, tail = end_of_turn(tokenizer)
     pieces: list[tuple[str, bool]] = []
     done = ""
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = render(messages[:i], generation_prompt=True)
-        after = render(messages[: i + 1], generation_prompt=False)
+        before = _render(tokenizer, messages[:i], generation_prompt=True)
+        after = _render(tokenizer, messages[: i + 1], generation_prompt=False)
         if not (before.startswith(done) and after.startswith(before)):
             raise ValueError("the tokenizer's chat template does not render conversations incrementally")
-        pieces += [(before[len(done) :], False), (after[len(before) :], True)]
+        reply = after[len(before) :]
+        cut = len(reply) - len(tail) if tail and reply.endswith(tail) else len(reply)
+        pieces += [(before[len(done) :], False), (reply[:cut], True), (reply[cut:], False)]
         done = after
-    return pieces
+    return [(text, trainable) for text, trainable in pieces if text]
 
 
 def encode_conversation(
@@ -75,8 +111,6 @@ def encode_conversation(
 ) -> dict[str, Any]:
     input_ids: list[int] = []
     labels: list[int] = []
-    if tokenizer.bos_token_id is not None and not getattr(tokenizer, "chat_template", None):
-        input_ids, labels = [tokenizer.bos_token_id], [IGNORE_INDEX]
     for text, trainable in segments(messages, tokenizer):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         input_ids += ids
@@ -85,10 +119,29 @@ def encode_conversation(
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
 
+def sft_collator(tokenizer: PreTrainedTokenizerBase, packing: bool) -> Any:
+    """Batches of SFT examples. Packed: the batch's examples end to end in one row with no padding, position ids
+    restarting at each example and no attention mask, from which transformers builds a block-diagonal causal
+    mask (its mask functions serve eager, SDPA and flex attention; FlashAttention-2 reads the positions), so no
+    example sees another and no compute goes to padding. Unpacked: padded to the longest example."""
+    if packing:
+        return PackedCollator(return_position_ids=True, separator_id=IGNORE_INDEX)
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, padding=True)
+
+
+class PackedCollator(DataCollatorWithFlattening):
+    """transformers' flattening collator, with the KV cache off: with a cache the model builds a plain causal
+    mask and packed examples would attend to each other (the Trainer turns the cache off; other callers may not)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**super().__call__(*args, **kwargs), "use_cache": False}
+
+
 @TASKS.register
 class SftTask(BaseTask):
     name: ClassVar[str] = "sft"
     kind: ClassVar[str] = "sft"
+    default_model: ClassVar[str] = "smollm2"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
 
@@ -97,6 +150,10 @@ class SftTask(BaseTask):
 
     def head_names(self, objective: str) -> tuple[str, ...]:
         return ("lm_head",)
+
+    def configure_model(self, model: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+        ensure_chat_template(tokenizer)
+        stop_at_end_of_turn(model, tokenizer)
 
     def prepare(
         self,
@@ -118,5 +175,6 @@ class SftTask(BaseTask):
             for e in kept:
                 e["length"] = len(e["input_ids"])
             datasets[split] = Dataset.from_list(kept)
-        collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, padding=True)
-        return PreparedData(datasets=datasets, collator=collator, dropped=dropped)
+        return PreparedData(
+            datasets=datasets, collator=sft_collator(tokenizer, train.packing), dropped=dropped
+        )

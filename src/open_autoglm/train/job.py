@@ -47,6 +47,7 @@ from open_autoglm.models import (
     load_tokenizer,
     resolve_model_path,
 )
+from open_autoglm.models.aliases import licence_of
 from open_autoglm.monitor import ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
 from open_autoglm.run_folder import (
@@ -173,6 +174,7 @@ def fit(
     model, new_modules = load_model(
         model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id
     )
+    task.configure_model(model, tokenizer)
 
     # 3. The fine-tuning method.
     train_rows = len(prepared.datasets["train"])
@@ -528,11 +530,14 @@ def save_model(
         text_prefix=config.data.text_prefix,
         max_length=config.data.max_length,
         model=config.model.model_dump(mode="json"),
+        licence=licence_of(config.model.name),
         versions=versions(),
     )
     with staged_path(model_dir) as partial:
         partial.mkdir(parents=True)
         model.save_pretrained(str(partial), safe_serialization=True, state_dict=state_dict)
+        if objective == "causal_lm":  # where generation stops: an adapter's save leaves it out
+            model.generation_config.save_pretrained(str(partial))
         tokenizer.save_pretrained(str(partial))
         write_model_meta(partial, meta)
 
