@@ -123,8 +123,9 @@ class TrainConfig(StrictModel):
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
     packing: bool = Field(
         True,
-        description="sft: each batch's examples in one row without padding, positions restarting per example "
-        "and no attention across examples (transformers' mask functions and FlashAttention-2 keep them apart)",
+        description="sft: a batch's examples packed into rows of at most data.max_length tokens, positions "
+        "restarting per example and no attention across examples (transformers' mask functions and "
+        "FlashAttention-2 keep them apart)",
     )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="a name or a section")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="a name or a section")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from datasets import Dataset
-from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, PreTrainedTokenizerBase
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from open_autoglm.config.data import DataConfig
 from open_autoglm.config.sections import ModelConfig, TrainConfig
@@ -119,22 +119,61 @@ def encode_conversation(
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
 
-def sft_collator(tokenizer: PreTrainedTokenizerBase, packing: bool) -> Any:
-    """Batches of SFT examples. Packed: the batch's examples end to end in one row with no padding, position ids
-    restarting at each example and no attention mask, from which transformers builds a block-diagonal causal
-    mask (its mask functions serve eager, SDPA and flex attention; FlashAttention-2 reads the positions), so no
-    example sees another and no compute goes to padding. Unpacked: padded to the longest example."""
+def sft_collator(tokenizer: PreTrainedTokenizerBase, packing: bool, max_length: int) -> Any:
+    """Batches of SFT examples: packed into rows of at most `max_length` tokens, or padded to the longest."""
     if packing:
-        return PackedCollator(return_position_ids=True, separator_id=IGNORE_INDEX)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return PackedCollator(int(pad or 0), max_length)
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, padding=True)
 
 
-class PackedCollator(DataCollatorWithFlattening):
-    """transformers' flattening collator, with the KV cache off: with a cache the model builds a plain causal
-    mask and packed examples would attend to each other (the Trainer turns the cache off; other callers may not)."""
+class PackedCollator:
+    """A batch's examples packed first-fit-decreasing into rows of at most `block` tokens, each example with
+    position ids from 0 and its first label ignored, the rows' tail padded as one more such segment. No
+    attention mask is passed, so transformers builds a block-diagonal causal mask from the positions (its mask
+    functions serve eager, SDPA and flex attention; FlashAttention-2 reads the positions): no example sees
+    another, and a row's attention costs at most block² — one row per batch would cost the whole batch squared.
 
-    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {**super().__call__(*args, **kwargs), "use_cache": False}
+    transformers' DataCollatorWithFlattening puts the whole batch in one row, which only pays off with
+    FlashAttention's variable-length kernel; rows of a block keep eager and SDPA (the CPU) as fast as padding.
+    """
+
+    def __init__(self, pad_token_id: int, block: int) -> None:
+        self.pad_token_id, self.block = pad_token_id, block
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        rows: list[list[dict[str, Any]]] = []
+        room: list[int] = []
+        for feature in sorted(features, key=lambda f: -len(f["input_ids"])):
+            n = len(feature["input_ids"])
+            fits = next((r for r, free in enumerate(room) if n <= free), None)
+            if fits is None:
+                rows.append([feature])
+                room.append(self.block - n)
+            else:
+                rows[fits].append(feature)
+                room[fits] -= n
+        width = max(self.block - free for free in room)
+        columns: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
+        for row, free in zip(rows, room, strict=True):
+            ids: list[int] = []
+            labels: list[int] = []
+            positions: list[int] = []
+            for f in row:
+                ids += list(f["input_ids"])
+                labels += [IGNORE_INDEX, *list(f["labels"])[1:]]
+                positions += range(len(f["input_ids"]))
+            tail = width - (self.block - free)
+            columns["input_ids"].append(ids + [self.pad_token_id] * tail)
+            columns["labels"].append(labels + [IGNORE_INDEX] * tail)
+            columns["position_ids"].append(positions + list(range(tail)))
+        batch: dict[str, Any] = {k: torch.tensor(v, dtype=torch.long) for k, v in columns.items()}
+        # With a KV cache transformers builds a plain causal mask, and packed examples would see each other (the
+        # Trainer turns the cache off; other callers may not).
+        batch["use_cache"] = False
+        return batch
 
 
 @TASKS.register
@@ -175,6 +214,5 @@ class SftTask(BaseTask):
             for e in kept:
                 e["length"] = len(e["input_ids"])
             datasets[split] = Dataset.from_list(kept)
-        return PreparedData(
-            datasets=datasets, collator=sft_collator(tokenizer, train.packing), dropped=dropped
-        )
+        collator = sft_collator(tokenizer, train.packing, data.max_length)
+        return PreparedData(datasets=datasets, collator=collator, dropped=dropped)
