@@ -19,6 +19,31 @@ from open_autoglm.train.job import run_train
 pytestmark = pytest.mark.slow
 
 
+def _lora_sft(
+    tmp_path: Path, name: str, model: str, data: str, *, rows: int, val_ratio: float, max_length: int
+) -> dict:
+    """One epoch of LoRA SFT (r 8, lr 1e-3, batch 8) on the first `rows` rows of a shared Alpaca-format set."""
+    config = validate_config(
+        {
+            "name": name,
+            "output_dir": str(tmp_path),
+            "task": "sft",
+            "model": {"name": model, "precision": "fp32"},
+            "data": {
+                "train": str(SHARED_DATA / data / f"{data}.json"),
+                "max_rows": rows,
+                "val_ratio": val_ratio,
+                "test_ratio": 0.0,
+                "max_length": max_length,
+            },
+            "method": {"name": "lora", "r": 8},
+            "train": {"epochs": 1, "lr": 1e-3, "batch_size": 8, "seed": 0},
+            "quiet": True,
+        }
+    )
+    return run_train(config)
+
+
 def test_labelled_tokens_are_the_replies_and_their_end_of_turn(smollm2: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(smollm2)
     assert end_of_turn(tokenizer) == ("<|im_end|>", "\n")
@@ -39,25 +64,7 @@ def test_labelled_tokens_are_the_replies_and_their_end_of_turn(smollm2: Path) ->
 def test_lora_sft_lowers_the_loss_and_the_model_stops_at_the_end_of_turn(
     smollm2: Path, tmp_path: Path
 ) -> None:
-    config = validate_config(
-        {
-            "name": "sft",
-            "output_dir": str(tmp_path),
-            "task": "sft",
-            "model": {"name": "smollm2", "precision": "fp32"},
-            "data": {
-                "train": str(SHARED_DATA / "alpaca_en_demo" / "alpaca_en_demo.json"),
-                "max_rows": 40,
-                "val_ratio": 0.2,
-                "test_ratio": 0.0,
-                "max_length": 160,
-            },
-            "method": {"name": "lora", "r": 8},
-            "train": {"epochs": 1, "lr": 1e-3, "batch_size": 8, "seed": 0},
-            "quiet": True,
-        }
-    )
-    summary = run_train(config)
+    summary = _lora_sft(tmp_path, "sft", "smollm2", "alpaca_en_demo", rows=40, val_ratio=0.2, max_length=160)
     before, after = summary["baseline"]["metrics"]["loss"], summary["best"]["validation"]["loss"]
     assert after < before, (before, after)
 
@@ -81,25 +88,9 @@ def test_gemma3_loads_from_its_alias_and_lora_lowers_the_loss_on_chinese(
     llm_cache: Path, tmp_path: Path
 ) -> None:
     """The base model without a chat template: the default template is used and saved; its Chinese is real."""
-    config = validate_config(
-        {
-            "name": "zh",
-            "output_dir": str(tmp_path),
-            "task": "sft",
-            "model": {"name": "gemma3-270m", "precision": "fp32"},
-            "data": {
-                "train": str(SHARED_DATA / "alpaca_zh_demo" / "alpaca_zh_demo.json"),
-                "max_rows": 24,
-                "val_ratio": 0.25,
-                "test_ratio": 0.0,
-                "max_length": 64,
-            },
-            "method": {"name": "lora", "r": 8},
-            "train": {"epochs": 1, "lr": 1e-3, "batch_size": 8, "seed": 0},
-            "quiet": True,
-        }
+    summary = _lora_sft(
+        tmp_path, "zh", "gemma3-270m", "alpaca_zh_demo", rows=24, val_ratio=0.25, max_length=64
     )
-    summary = run_train(config)
     before, after = summary["baseline"]["metrics"]["loss"], summary["best"]["validation"]["loss"]
     assert after < before, (before, after)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "zh" / "model")

@@ -85,7 +85,8 @@ class MultitaskTrainer(AutoglmTrainer):
     def _get_train_sampler(self, train_dataset: Any = None) -> Sampler[int]:
         sizes = [t.rows("train") for t in self.tasks]
         batch = self.args.per_device_train_batch_size // len(self.tasks)
-        return TaskBatchSampler(sizes, self.probabilities, batch, self.args.data_seed or self.args.seed)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return TaskBatchSampler(sizes, self.probabilities, batch, seed)
 
     def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
         """The weighting's own parameters (log-variances, task weights) take no weight decay."""
