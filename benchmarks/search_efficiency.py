@@ -46,7 +46,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from open_autoglm.config import validate_config
-from open_autoglm.search.pruners import STEPS_PER_EPOCH, build_pruner
+from open_autoglm.search.pruners import Rungs, build_pruner
 from open_autoglm.search.samplers import build_sampler
 from open_autoglm.search.space import SearchSpace, load_default_space
 
@@ -57,6 +57,7 @@ TRAIN_ROWS, VAL_ROWS, EPOCHS, MAX_LENGTH = 1000, 872, 3, 64
 RECORD_TRIALS = 40
 SEEDS = 30
 BUDGET = 60  # epochs of training a strategy may read
+STEPS_PER_EPOCH = 100  # report steps of one epoch in replay: the table records one value an epoch
 TARGET_SHARE = 0.99
 LIVE_EPOCHS = 24
 
@@ -220,7 +221,8 @@ def strategy_study(name: str, seed: int, space: SearchSpace, epochs: int) -> opt
     # ours: exactly what `tune` builds from the default search config
     search = validate_config({}, "benchmark").search
     sampler = build_sampler(search.sampler, 1, search.startup_trials, seed, 1)
-    pruner = build_pruner(search.pruner, "accuracy", epochs, search.startup_trials)
+    rungs = Rungs(STEPS_PER_EPOCH, epochs * STEPS_PER_EPOCH, search.startup_trials, STEPS_PER_EPOCH)
+    pruner = build_pruner(search.pruner, "accuracy", rungs)
     study = optuna.create_study(
         study_name=f"{name}-{seed}", direction="maximize", sampler=sampler, pruner=pruner
     )

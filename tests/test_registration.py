@@ -25,7 +25,7 @@ from open_autoglm.methods import METHODS
 from open_autoglm.multitask.weighting import WEIGHTINGS
 from open_autoglm.registry import Registry
 from open_autoglm.search.objectives import OBJECTIVES
-from open_autoglm.search.pruners import PRUNERS, STEPS_PER_EPOCH, Rungs, build_pruner
+from open_autoglm.search.pruners import PRUNERS, Rungs, build_pruner
 from open_autoglm.search.samplers import SAMPLERS, SamplerSettings, build_sampler
 from open_autoglm.tasks import TASKS
 from open_autoglm.tasks.classification import BUILTIN_METRICS, CLASSIFICATION_METRICS
@@ -105,11 +105,12 @@ def test_a_plugin_pruner_is_picked_by_name_beside_the_built_ins(
         return ThresholdPruner(lower=0.5)
 
     plugins["open_autoglm.pruners"] = [FakeEntryPoint("floor", floor)]
-    pruner = build_pruner(["median", "floor"], "accuracy", epochs=2, startup_trials=3)
-    assert built == [Rungs(min_resource=STEPS_PER_EPOCH, final_step=2 * STEPS_PER_EPOCH, startup_trials=3)]
+    rungs = Rungs(min_resource=40, final_step=200, startup_trials=3, epoch=100)
+    pruner = build_pruner(["median", "floor"], "accuracy", rungs)
+    assert built == [rungs]
     study = optuna.create_study(direction="maximize", pruner=pruner)
     trial = study.ask()
-    trial.report(0.3, STEPS_PER_EPOCH)
+    trial.report(0.3, 40)
     assert trial.should_prune()
     study.tell(trial, state=TrialState.PRUNED)
     assert pruner.last_reason is not None and pruner.last_reason.startswith("floor: accuracy 0.3")

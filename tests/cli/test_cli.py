@@ -179,6 +179,23 @@ def test_quickstart_searches_and_beats_the_default_config(tmp_path: Path) -> Non
     assert "Learning curves" in html and "plotly" in html.lower()
 
 
+def test_quickstart_sft_searches_a_chat_model_on_rouge_l_and_prints_the_gain(
+    tmp_path: Path, tiny_chat_decoder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sft quickstart's plumbing on a tiny model (the real run on smollm2 is measured in the README)."""
+    out = tmp_path / "quickstart-sft"
+    args = ["quickstart", "--task", "sft", "--out", str(out), "--model", str(tiny_chat_decoder)]
+    assert main([*args, "--rows", "60", "--n-trials", "2", "--timeout", "600", "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "sft" and summary["metric"] == "rouge_l" and summary["greater_is_better"]
+    assert summary["trials"]["finished"] == 2
+    rows = (out / "source" / "instructions.jsonl").read_text().splitlines()
+    assert len(rows) == 60 and {"instruction", "output"} <= set(json.loads(rows[0]))
+    printed = capsys.readouterr().err  # the console writes to stderr
+    assert "validation perplexity:" in printed and "validation rouge_l:" in printed
+    assert "for the default configuration" in printed
+
+
 def test_train_runs_multitask_and_transfer_configs(
     tmp_path: Path, tiny_encoder: Path, topic_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

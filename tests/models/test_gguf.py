@@ -90,3 +90,4 @@ def test_a_config_without_a_model_trains_its_tasks_default() -> None:
     named = validate_config({"task": "sft", "model": {"name": "minilm"}})
     assert with_task_default_model(named).model.name == "minilm"  # a model the user names is kept
     assert with_task_default_model(validate_config({"task": "classification"})).model.name == "minilm"
+    assert with_task_default_model(validate_config({"task": "pretrain"})).model.name == "smollm2"  # causal

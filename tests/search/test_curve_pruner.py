@@ -115,7 +115,7 @@ def test_pruner_stops_a_hopeless_trial_and_says_why() -> None:
     assert pruned
     assert reason is not None
     assert reason.startswith("learning curve: predicted final 0.3")
-    assert "at step 2 of 4 cannot beat the best 0.83" in reason
+    assert "after 2 of 4 examples cannot beat the best 0.83" in reason
 
 
 def test_pruner_keeps_a_good_trial() -> None:

@@ -6,9 +6,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from open_autoglm.search.pruners import STEPS_PER_EPOCH, build_pruner
+from open_autoglm.search.pruners import Rungs, build_pruner
 
-E = STEPS_PER_EPOCH  # one epoch in report steps
+E = 100  # one epoch in report steps (training examples seen)
+
+
+def three_epochs(startup_trials: int = 2) -> Rungs:
+    return Rungs(min_resource=E, final_step=3 * E, startup_trials=startup_trials, epoch=E)
+
 
 GOOD_CURVES = [
     {E: 0.80, 2 * E: 0.86, 3 * E: 0.88},
@@ -20,7 +25,7 @@ GOOD_CURVES = [
 
 
 def study_with(pruner_names: list[str]) -> tuple[optuna.Study, object]:
-    pruner = build_pruner(pruner_names, "accuracy", epochs=3, startup_trials=2)
+    pruner = build_pruner(pruner_names, "accuracy", three_epochs())
     study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(0))
     for curve in GOOD_CURVES:  # reported live, so that successive halving records its rungs
         run_curve(study, list(curve.values()), never_prune=True)
@@ -66,13 +71,15 @@ def test_the_default_trial_is_never_pruned() -> None:
 def test_first_member_to_say_prune_gives_the_reason() -> None:
     study, pruner = study_with(["asha", "curve"])
     run_curve(study, [0.30, 0.32, 0.33])
-    assert pruner.last_reason is not None and pruner.last_reason.startswith("asha: accuracy 0.3 at epoch 1")
+    assert pruner.last_reason is not None and pruner.last_reason.startswith(
+        "asha: accuracy 0.3 after 100 examples (epoch 1)"
+    )
 
 
 def test_rank_pruners_skip_an_epoch_that_does_not_rank_trials() -> None:
     """Every model sits at the majority class after epoch 1 (0.52), then some take off: epoch 1 says nothing,
     so ASHA must not cut a trial there; epoch 2 ranks them, so it may cut there."""
-    pruner = build_pruner(["asha"], "accuracy", epochs=3, startup_trials=2)
+    pruner = build_pruner(["asha"], "accuracy", three_epochs())
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for curve in (
         [0.52, 0.80, 0.86],
@@ -83,4 +90,4 @@ def test_rank_pruners_skip_an_epoch_that_does_not_rank_trials() -> None:
     ):
         run_curve(study, curve, never_prune=True)
     assert run_curve(study, [0.52, 0.50, 0.51]) == (2, True)  # not cut at epoch 1, cut at epoch 2
-    assert pruner.last_reason.startswith("asha: accuracy 0.5 at epoch 2")
+    assert pruner.last_reason.startswith("asha: accuracy 0.5 after 200 examples (epoch 2)")

@@ -10,6 +10,7 @@ import optuna
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from open_autoglm.search.reports import ReportGrid
 from open_autoglm.search.trial import ReportingCallback
 
 
@@ -27,7 +28,8 @@ def _rank(rank: int, port: int, outcomes: dict) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     trial = AlwaysPrune() if rank == 0 else None  # only rank 0 talks to the study
-    reporter = ReportingCallback(trial, None, "accuracy")  # type: ignore[arg-type]
+    grid = ReportGrid(per_epoch=1, epoch_examples=10, epochs=2.0)
+    reporter = ReportingCallback(trial, None, "accuracy", grid)  # type: ignore[arg-type]
     state = SimpleNamespace(epoch=1.0, global_step=5, max_steps=10)
     try:
         reporter.on_evaluate(None, state, None, metrics={"eval_accuracy": 0.5})

@@ -249,7 +249,11 @@ def test_sft_search_minimises_perplexity_and_reports_it(
     study = load_study(config.run_dir)
     assert summary["metric"] == "perplexity" and study.direction.name == "MINIMIZE"
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert all(sorted(t.intermediate_values) == [100, 200] for t in complete)  # reported every epoch
+    # sft reports 4 times an epoch, each step the training examples seen: 2 epochs of n rows end at 2n
+    rows = max(complete[0].intermediate_values) // 2
+    grid = [round(k * rows / 4) for k in range(1, 9)]
+    assert all(sorted(t.intermediate_values) == grid for t in complete)
+    assert all(t.user_attrs["epochs_trained"] == 2 for t in complete)
     assert summary["best"]["trial"] == min(complete, key=lambda t: t.value).number
 
 

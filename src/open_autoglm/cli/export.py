@@ -71,11 +71,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: dict[str, Any]) -> None:
-    if not report["variants"]:  # a language model: the merged model is the export
+    if "metric" not in report:  # a language model: the merged model, and its GGUF files where written
         console.print(
             f"merged into {report['merged']} ({report['size_mb']:.1f} MB; largest logit difference against "
             f"base + adapter {report['merge_max_abs_diff']:.1e})"
         )
+        if report["variants"]:
+            table = Table(title="export variants (causal LM)")
+            for column in ("variant", "MB", "tokens/s", "perplexity"):
+                table.add_column(column, justify="left" if column == "variant" else "right")
+            for row in report["variants"]:
+                table.add_row(
+                    row["name"],
+                    f"{row['size_mb']:.1f}",
+                    f"{row['generation_tokens_per_s']:.1f}",
+                    f"{row['perplexity']:.3f}",
+                )
+            console.print(table)
         return
     metric = report["metric"]
     table = Table(title=f"export variants ({metric}; tolerance {report['tolerance']:g})")

@@ -35,6 +35,7 @@ def require_registered(config: Config, source: str = "config") -> Config:
         for names, built_in, key, how in _plugin_lists(config):
             _refuse_built_in(names, built_in, key, how)
         method_params(config.method)
+        TASKS.get(config.task)().search_metric(config.search.metric, config.train)
         for name in config.search.objectives:
             objective_named(name)  # a plugin's objective is checked now, not after the first trial
     except (UnknownNameError, ValueError) as err:

@@ -18,7 +18,7 @@ class ModelConfig(StrictModel):
     name: str = Field(
         "minilm",
         description="alias (minilm, smollm2, gemma3-270m), Hugging Face id, local folder, or a .gguf file "
-        "(dequantized once into a cache folder); unset: the task's default (minilm; sft: smollm2)",
+        "(dequantized once into a cache folder); unset: the task's default (minilm; sft and pretrain: smollm2)",
     )
     gguf_file: str | None = Field(
         None, description="a GGUF file inside the folder model.name names (read as model.name: folder/file)"
@@ -32,7 +32,13 @@ class ModelConfig(StrictModel):
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
-        description="auto: bf16 where the device supports it (CUDA or a CPU with AVX512-BF16/AMX), else fp32",
+        description="auto: bf16 where the device supports it (CUDA or a CPU with AVX512-BF16/AMX), else fp32; "
+        "frozen weights under a PEFT method are held in it, weights that train stay fp32",
+    )
+    quantize: Literal["none", "4bit", "8bit"] = Field(
+        "none",
+        description="QLoRA: frozen weights in 4 bits (NF4, double quantization) or 8 bits through bitsandbytes, "
+        "adapters on top; CUDA and a PEFT method only",
     )
 
     @model_validator(mode="after")
@@ -133,6 +139,11 @@ class TrainConfig(StrictModel):
     eval_every: Literal["epoch"] | PositiveInt = Field(
         "epoch", description="evaluate each epoch or every N steps"
     )
+    evals_per_epoch: PositiveInt | None = Field(
+        None,
+        description="with eval_every: epoch, evaluate this many times an epoch, at equal shares of the training "
+        "examples (None: the task's own, 4 for sft, 1 otherwise); a search reports each to its pruners",
+    )
     save_every: Literal["epoch"] | PositiveInt = Field(
         "epoch", description="checkpoint each epoch or every N steps"
     )
@@ -162,6 +173,15 @@ class TrainConfig(StrictModel):
                 raise ValueError(f"{tracker} is not installed: pip install {tracker}")
         return list(dict.fromkeys(trackers))
 
+    @model_validator(mode="after")
+    def _one_evaluation_schedule(self) -> TrainConfig:
+        if self.evals_per_epoch is not None and self.eval_every != "epoch":
+            raise ValueError(
+                f"train.evals_per_epoch ({self.evals_per_epoch}) needs train.eval_every: epoch, "
+                f"not {self.eval_every} steps: give one schedule"
+            )
+        return self
+
 
 class SearchConfig(StrictModel):
     n_trials: PositiveInt = Field(20, description="finished trials to reach (complete, pruned or failed)")
@@ -183,9 +203,24 @@ class SearchConfig(StrictModel):
     startup_trials: PositiveInt = Field(
         4, description="trials finished before the sampler models and the pruners judge"
     )
+    metric: str | None = Field(
+        None,
+        description="the metric quality is, reported at every evaluation and judged by the pruners; None: the "
+        "task's own (accuracy; perplexity for sft and pretrain). sft: loss, perplexity, or a generation metric — "
+        "rouge_l, bleu (character level for Chinese), exact_match — of greedy replies to the first "
+        "search.generation_rows validation rows, each stopping at the chat template's end of turn. "
+        "classification: accuracy, f1_macro, or a plugin's that train.metrics names. loss and perplexity are "
+        "minimised, the others maximised",
+    )
+    generation_rows: PositiveInt = Field(
+        16,
+        description="search.metric rouge_l, bleu or exact_match: how many validation rows (the first) are "
+        "answered at every evaluation; more rows score more steadily and cost more generation time",
+    )
     objectives: list[str] = Field(
         ["quality"],
-        description="quality (the task metric), latency, memory, params, size, or a plugin's "
+        description="quality (search.metric), latency (ms per example at batch 1; for a causal LM ms per "
+        "generated token of a fixed-length greedy reply), memory, params, size, or a plugin's "
         "(entry points open_autoglm.objectives)",
     )
     mode: Literal["weighted", "pareto"] = Field(
@@ -284,6 +319,16 @@ class ExportConfig(StrictModel):
         default_factory=list,
         description="exporters from plugins (entry points open_autoglm.exporters), run on the merged model",
     )
+    gguf: list[Literal["f16", "q8_0"]] = Field(
+        ["f16", "q8_0"],  # pydantic copies a mutable default for each config
+        description="GGUF files (llama.cpp, Ollama) written for a causal LM: export/model-<type>.gguf and a "
+        "Modelfile; [] writes none",
+    )
+
+    @field_validator("gguf")
+    @classmethod
+    def _one_file_per_type(cls, types: list[str]) -> list[str]:
+        return list(dict.fromkeys(types))
 
 
 class DistillConfig(StrictModel):

@@ -159,6 +159,7 @@ _GENERATION: dict[str, Callable[[list[str], list[str]], Statistic]] = {
     "rouge_l": _rouge_l,
     "bleu": _bleu,
 }
+GENERATION_METRICS = tuple(_GENERATION)  # the names generation_metrics reports
 
 
 def _mean_over(values: np.ndarray) -> Statistic:

@@ -1,4 +1,5 @@
-"""`autoglm export`: a trained classifier made deployable, top to bottom (a language model: merged only).
+"""`autoglm export`: a trained classifier made deployable, top to bottom (a language model: merged, and a causal LM
+also as GGUF files for llama.cpp and Ollama, see gguf.py).
 
 model/ → merged/ (adapter merged, checked) → the built-in exporters the options ask for (variants.py): PyTorch
 dynamic INT8 → model.onnx (fused, checked against PyTorch), model.int8.onnx (dynamic) and model.int8-static.onnx
@@ -22,7 +23,10 @@ from open_autoglm.data.prepared import load_data
 from open_autoglm.data.request import DataRequest
 from open_autoglm.evaluate.predict import prompt_and_reference
 from open_autoglm.export.compare import Variant, build_report, measure, torch_logits
-from open_autoglm.export.merge import merge_model
+from open_autoglm.export.gguf import GGUF_TYPES, MODELFILE, export_gguf, gguf_name
+from open_autoglm.export.gguf_tokenizer import GgufRefused
+from open_autoglm.export.lm_compare import lm_bench, measure_lm
+from open_autoglm.export.merge import MergedModel, merge_model
 from open_autoglm.export.plugins import ExportSource, run_exporters
 from open_autoglm.export.variants import CHECK_ROWS, PRUNED_DIR, folder_mb, texts_and_truth
 from open_autoglm.run_folder import EXPORT_REPORT, RunFolder
@@ -30,6 +34,7 @@ from open_autoglm.tasks import TASKS
 from open_autoglm.versions import versions
 
 ONNX_FILES = ("model.onnx", "model.int8.onnx", "model.int8-static.onnx", "model.pruned.int8.onnx")
+GGUF_FILES = (*(gguf_name(qtype) for qtype in GGUF_TYPES), MODELFILE)
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +56,8 @@ def run_export(config: Config, options: ExportOptions) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     # The report goes first and comes back last: a folder with export_report.json holds every file it lists.
     (out_dir / EXPORT_REPORT).unlink(missing_ok=True)
-    for name in ONNX_FILES:  # an earlier export's files would sit beside a report that does not list them
+    # An earlier export's files would sit beside a report that does not list them.
+    for name in ONNX_FILES + GGUF_FILES:
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / PRUNED_DIR, ignore_errors=True)
 
@@ -150,7 +156,8 @@ def _export_language_model(
     config: Config, options: ExportOptions, out_dir: Path, splits: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
     """A causal (or masked) LM is exported as its merged model, checked against base + adapter on the logits of a
-    few rows; the ONNX, INT8 and pruning variants and their comparison cover classifiers."""
+    few rows, and a causal LM also as the GGUF files `export.gguf` names, compared with it; the ONNX, INT8 and
+    pruning variants cover classifiers."""
     rows = (splits.get("test") or splits.get("validation") or splits.get("train") or [])[:CHECK_ROWS]
     trust = config.model.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(str(options.model), trust_remote_code=trust)
@@ -158,19 +165,39 @@ def _export_language_model(
     merged = merge_model(options.model, out_dir / "merged", texts, trust_remote_code=trust)
     if options.onnx or options.quantize or options.prune:
         logger.warning(
-            "a %s model is exported as its merged model only; ONNX, INT8 and pruning cover classifiers",
+            "a %s model is exported as its merged model (and GGUF files); ONNX, INT8 and pruning cover classifiers",
             config.task,
         )
+    variants, gguf_section = _gguf_variants(config, merged, out_dir, rows, texts)
     report = {
         "task": config.task,
         "model": str(options.model),
         "merged": str(merged.path),
         "size_mb": round(folder_mb(merged.path, "*.safetensors"), 3),
         "merge_max_abs_diff": merged.max_abs_diff,
-        "variants": [],
+        "variants": variants,
         "best": None,
+        "gguf": gguf_section,
         "plugins": _extra_exports(config, ExportSource(merged, out_dir, config.export)),
         "versions": versions(),
     }
     write_json(out_dir / EXPORT_REPORT, report)
     return report
+
+
+def _gguf_variants(
+    config: Config, merged: MergedModel, out_dir: Path, rows: list[dict[str, Any]], texts: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The merged model and its GGUF files, compared on the check rows; nothing for a masked LM or with
+    `export.gguf: []`. A model GGUF cannot hold is logged and recorded: the merged model is still the export."""
+    if merged.meta["objective"] != "causal_lm" or not config.export.gguf:
+        return [], None
+    max_length = int(merged.meta.get("max_length", config.data.max_length))
+    bench = lm_bench(rows, texts, merged.model, merged.tokenizer, max_length)
+    try:
+        files, section = export_gguf(merged, out_dir, config.export.gguf, bench, config.name)
+    except GgufRefused as err:
+        logger.error("no GGUF file written: %s", err)
+        return [], {"refused": str(err)}
+    size = folder_mb(merged.path, "*.safetensors")
+    return [measure_lm("fp32-merged", "safetensors", merged.path, size, merged.model, bench), *files], section

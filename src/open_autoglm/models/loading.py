@@ -23,6 +23,7 @@ from open_autoglm.config.sections import ModelConfig
 from open_autoglm.models.aliases import ALIASES
 from open_autoglm.models.gguf import dequantized_folder, is_gguf
 from open_autoglm.models.pruned import PRUNED_KEY, restore_pruned_shapes
+from open_autoglm.models.weights import BaseWeights
 from open_autoglm.run_folder import MODEL_META as AUTOGLM_META
 from open_autoglm.run_folder import ModelFolderError, ModelMeta, read_model_meta
 
@@ -82,14 +83,17 @@ def load_model(
     objective: str,
     labels: list[str] | None = None,
     pad_token_id: int | None = None,
+    weights: BaseWeights | None = None,
 ) -> tuple[nn.Module, tuple[str, ...]]:
-    """Load for an objective; weights in fp32 (the master copy), mixed precision comes from the trainer's autocast.
+    """Load for an objective; weights as `weights` says (default fp32, the master copy: mixed precision comes
+    from the trainer's autocast).
 
     Returns the model and the modules whose weights the checkpoint lacked (randomly initialised: a new
     classifier, or a pooler the checkpoint never had). Those must train and be saved with any adapter, or the
     adapter could not reproduce the model.
     """
-    kwargs: dict[str, Any] = {**_hub_kwargs(model_cfg), "dtype": torch.float32, "output_loading_info": True}
+    weights = weights or BaseWeights(torch.float32)
+    kwargs: dict[str, Any] = {**_hub_kwargs(model_cfg), **weights.load_kwargs(), "output_loading_info": True}
     if objective == "seq_cls":
         if not labels:
             raise ValueError("classification needs at least one label")

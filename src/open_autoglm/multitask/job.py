@@ -103,7 +103,13 @@ def run_multitask(config: Config, resume: bool = True) -> dict[str, Any]:
         eval_dataset=joined_rows(tasks, "validation"),
         data_collator=lambda rows: collate(tokenizer, rows),
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config.train),
-        callbacks=run_callbacks(config, trial_dir, language_model=False) + warmup,
+        callbacks=run_callbacks(
+            config,
+            trial_dir,
+            language_model=False,
+            evals_per_epoch=config.train.evals_per_epoch if config.train.eval_every == "epoch" else None,
+        )
+        + warmup,
         tasks=tasks,
         probabilities=probabilities,
         task_class_weights=[

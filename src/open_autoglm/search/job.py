@@ -71,6 +71,7 @@ def _search(
 ) -> RunSummary:
     """The search itself, on rank 0 (or the only process)."""
     search = config.search
+    _, greater_is_better = task.search_metric(search.metric, config.train)  # refused before any data is read
 
     # 1. Data, prepared once for all trials (reused when unchanged); 2. the space, checked before any trial.
     loaded = prepare_data(config)
@@ -85,7 +86,7 @@ def _search(
             storage = open_storage(
                 search.storage, config.run_dir, search.heartbeat_seconds, search.grace_seconds
             )
-            study = open_study(config, storage, task.greater_is_better)
+            study = open_study(config, storage, greater_is_better)
             requeue_interrupted(study)
             seed_study(study, space, config)
         record_references(study, config, loaded, task)

@@ -52,7 +52,13 @@ class Objective:
 OBJECTIVES: Registry[Objective] = Registry("objective", "open_autoglm.objectives")
 OBJECTIVES.register(Objective("quality", None, "metric", "the task's primary metric on validation"))
 OBJECTIVES.register(
-    Objective("latency", "minimize", "ms/example", "inference time per example", relative=True)
+    Objective(
+        "latency",
+        "minimize",
+        "ms/example or ms/token",
+        "inference time per example; per generated token for a causal LM (greedy, fixed length)",
+        relative=True,
+    )
 )
 OBJECTIVES.register(Objective("memory", "minimize", "MB", "peak memory during training", relative=True))
 OBJECTIVES.register(Objective("params", "minimize", "parameters", "trainable parameters", relative=True))

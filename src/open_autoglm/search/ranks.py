@@ -80,7 +80,7 @@ def follow_rank_zero(config: Config, task: BaseTask) -> None:
     loaded = prepare_data(config)
     build_space(config)  # a space rank 0 refuses is refused here too, rather than waiting for orders
     check_ranks(config)
-    follow_trials(loaded, task.metric)
+    follow_trials(loaded, task.search_metric(config.search.metric, config.train)[0])
 
 
 def follow_trials(loaded: LoadedData, metric: str) -> None:

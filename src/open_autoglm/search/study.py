@@ -17,10 +17,11 @@ from optuna.storages import BaseStorage
 from open_autoglm.config import Config
 from open_autoglm.data.splits import LoadedData
 from open_autoglm.models import load_model, load_tokenizer, resolve_model_path
-from open_autoglm.search.measure import latency_ms
+from open_autoglm.search.measure import latency_objectives
 from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import Direction, resolve_weights, study_directions
 from open_autoglm.search.pruners import build_pruner
+from open_autoglm.search.reports import on_grid, report_grid
 from open_autoglm.search.samplers import build_sampler
 from open_autoglm.search.space import SearchSpace
 from open_autoglm.search.storage import is_server_storage, recover_interrupted, worker_id
@@ -94,7 +95,7 @@ def measure_references(config: Config, loaded: LoadedData, task: BaseTask) -> di
     total = sum(p.numel() for p in model.parameters())
     full = config.model_copy(update={"method": config.method.model_validate({"name": "full"})})
     return {
-        "latency": latency_ms(model, prepared.datasets["validation"]["input_ids"], "cpu"),
+        "latency": latency_objectives(model, prepared.datasets["validation"], objective, "cpu")["latency"],
         "memory": plan_batch(full, model_path).estimated_bytes / 2**20,
         "params": float(total),
         "size": total * 4 / 2**20,
@@ -111,7 +112,8 @@ def make_context(
 ) -> SearchContext:
     """A worker's view of the study: its own sampler (own seed) and pruners on the shared storage."""
     search = config.search
-    directions = study_directions(search.objectives, search.mode, direction(task.greater_is_better))
+    metric, greater_is_better = task.search_metric(search.metric, config.train)
+    directions = study_directions(search.objectives, search.mode, direction(greater_is_better))
     asked = storage.get_n_trials(storage.get_study_id_from_name(config.name))
     sampler = build_sampler(
         search.sampler,
@@ -120,9 +122,10 @@ def make_context(
         sampler_seed(config, worker_index, asked),
         search.workers,
     )
+    grid = report_grid(config, task, len(loaded.splits["train"]))
     pruner = None
     if search.pruner != ["none"]:
-        pruner = build_pruner(search.pruner, task.metric, config.train.epochs, search.startup_trials)
+        pruner = build_pruner(search.pruner, metric, grid.rungs(search.startup_trials))
     single = search.objectives == ["quality"]
     study = optuna.load_study(
         study_name=config.name, storage=storage, sampler=sampler, pruner=pruner if single else None
@@ -135,17 +138,18 @@ def make_context(
             else optuna.load_study(study_name=twin_name(config), storage=storage, pruner=pruner)
         )
     return SearchContext(
-        config=config,
+        config=on_grid(config, grid),
         space=space,
         loaded=loaded,
-        metric=task.metric,
-        greater_is_better=task.greater_is_better,
+        metric=metric,
+        greater_is_better=greater_is_better,
         objectives=list(search.objectives),
         mode=search.mode,
         weights=resolve_weights(search),
         references=study.user_attrs.get("references", {}),
         study=study,
         prune_study=prune_study,
+        grid=grid,
     )
 
 

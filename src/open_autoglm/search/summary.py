@@ -24,14 +24,15 @@ def build_tune_summary(
     seconds: float,
 ) -> RunSummary:
     """summary.json after a search."""
+    metric, greater_is_better = task.search_metric(config.search.metric, config.train)
     trials = study.get_trials(deepcopy=False)
     default = next(
         (t for t in trials if t.user_attrs.get("role") == "default" and t.state == TrialState.COMPLETE), None
     )
     return RunSummary(
         task=config.task,
-        metric=task.metric,
-        greater_is_better=task.greater_is_better,
+        metric=metric,
+        greater_is_better=greater_is_better,
         model=config.model.name,
         best={
             "trial": best.number,

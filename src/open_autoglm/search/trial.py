@@ -28,7 +28,7 @@ from open_autoglm.methods import METHODS
 from open_autoglm.models import resolve_model_path
 from open_autoglm.monitor import PeakMemory, ResourceMonitor
 from open_autoglm.run_folder import RunFolder, TrialFolder
-from open_autoglm.search.measure import latency_ms, measure_plugin
+from open_autoglm.search.measure import latency_objectives, measure_plugin
 from open_autoglm.search.memory import plan_batch
 from open_autoglm.search.objectives import (
     Direction,
@@ -38,7 +38,8 @@ from open_autoglm.search.objectives import (
     weighted_score,
 )
 from open_autoglm.search.optuna_private import heartbeat_storage, trial_id
-from open_autoglm.search.pruners import STEPS_PER_EPOCH, CompositePruner
+from open_autoglm.search.pruners import CompositePruner
+from open_autoglm.search.reports import ReportGrid
 from open_autoglm.search.space import SearchSpace, apply_overrides
 from open_autoglm.search.storage import worker_id
 from open_autoglm.train.callbacks import perplexity
@@ -62,6 +63,7 @@ class SearchContext:
     references: dict[str, float]  # cost objectives of the untuned model, for the weighted score
     study: optuna.Study
     prune_study: optuna.Study | None  # where the primary metric is reported (the study itself, or its twin)
+    grid: ReportGrid  # where trials report (config evaluates on it)
     worker: str = field(default_factory=worker_id)
 
     def trial_folder(self, number: int) -> TrialFolder:
@@ -69,10 +71,17 @@ class SearchContext:
 
 
 class ReportingCallback(TrainerCallback):
-    """Reports the primary validation metric at each evaluation; stops the trial when a pruner says so."""
+    """Reports the primary validation metric at each evaluation, at the examples seen on the grid; stops the
+    trial when a pruner says so."""
 
-    def __init__(self, trial: optuna.Trial | None, pruner: CompositePruner | None, metric: str) -> None:
-        self.trial, self.pruner, self.metric = trial, pruner, metric
+    def __init__(
+        self,
+        trial: optuna.Trial | None,
+        pruner: CompositePruner | None,
+        metric: str,
+        grid: ReportGrid | None = None,  # None: a follower rank, which never reports
+    ) -> None:
+        self.trial, self.pruner, self.metric, self.grid = trial, pruner, metric, grid
         self.steps = self.examples = 0
         self.last_step: int | None = None
         self.training_done = False  # evaluations after training (final, test) are not reports
@@ -90,7 +99,8 @@ class ReportingCallback(TrainerCallback):
             return
         reason = None
         if self.trial is not None:
-            self.last_step = round((state.epoch or 0) * STEPS_PER_EPOCH)
+            assert self.grid is not None, "a reporting rank needs the report grid"
+            self.last_step = self.grid.step_at(state.epoch or 0.0)
             self.trial.report(float(value), self.last_step)
             if (
                 state.global_step < state.max_steps and self.trial.should_prune()
@@ -130,7 +140,7 @@ def _fit_and_tell(ctx: SearchContext, trial: optuna.Trial, twin: optuna.Trial | 
     """The trial's work; whatever happens inside ends told to the study (complete, pruned or failed)."""
     folder = ctx.trial_folder(trial.number)
     trial_dir = folder.path
-    reporter = ReportingCallback(twin, _pruner_of(ctx), ctx.metric)
+    reporter = ReportingCallback(twin, _pruner_of(ctx), ctx.metric, ctx.grid)
     try:
         config, params = _trial_config(ctx, trial)
         write_json(folder.params, params)
@@ -268,9 +278,9 @@ def _measure(ctx: SearchContext, result: FitResult, peak_mb: float, config: Conf
         * bytes_per_weight
         / 2**20,  # the adapter (+ new heads) for PEFT methods, else the model
     }
-    if "latency" in ctx.objectives:
-        examples = result.prepared.datasets["validation"]["input_ids"]
-        measured["latency"] = latency_ms(result.trainer.model, examples, result.trainer.args.device)
+    if "latency" in ctx.objectives:  # a causal LM's also records its tokens_per_second
+        validation_set, device = result.prepared.datasets["validation"], result.trainer.args.device
+        measured |= latency_objectives(result.trainer.model, validation_set, result.objective, device)
     plugins = {
         name: measure for name in ctx.objectives if (measure := objective_named(name).measure) is not None
     }
@@ -322,8 +332,8 @@ def _record_result(
 def _record_compute(trial: optuna.Trial, reporter: ReportingCallback) -> None:
     trial.set_user_attr("train_steps", reporter.steps)
     trial.set_user_attr("train_examples", reporter.examples)
-    if reporter.last_step is not None:
-        trial.set_user_attr("epochs_trained", reporter.last_step / STEPS_PER_EPOCH)
+    if reporter.last_step is not None and reporter.grid is not None:
+        trial.set_user_attr("epochs_trained", reporter.grid.epochs_at(reporter.last_step))
 
 
 def _twin_trial(ctx: SearchContext, trial: optuna.Trial) -> optuna.Trial | None:

@@ -40,6 +40,15 @@ class BaseTask(ABC):
     default_model: ClassVar[str] = "minilm"  # the alias a config that names no model trains
     metric: ClassVar[str]  # the primary quality metric (as reported by evaluation, without the eval_ prefix)
     greater_is_better: ClassVar[bool]
+    # Evaluations an epoch when train.evals_per_epoch is unset: an LLM fine-tune lasts an epoch or two, and a
+    # search can only stop a trial where it reports.
+    evals_per_epoch: ClassVar[int] = 1
+
+    def evaluation_grid(self, train: TrainConfig) -> int | None:
+        """Evaluations an epoch at equal shares of the examples, or None where train.eval_every counts steps."""
+        if train.eval_every != "epoch":
+            return None
+        return train.evals_per_epoch or self.evals_per_epoch
 
     @abstractmethod
     def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
@@ -65,6 +74,23 @@ class BaseTask(ABC):
         """Settings of the loaded model that belong to the task and are saved with it (sft: where generation
         stops). Nothing by default."""
         return None
+
+    def search_metrics(self, train: TrainConfig) -> dict[str, bool]:
+        """What `search.metric` may name, each reported at every evaluation of validation: metric -> greater is
+        better. The task's own metric by default."""
+        return {self.metric: self.greater_is_better}
+
+    def search_metric(self, name: str | None, train: TrainConfig) -> tuple[str, bool]:
+        """The metric a search optimises (`name`; None: the task's own) and whether greater is better; a metric
+        the task does not report is refused, naming the ones it does."""
+        choices = self.search_metrics(train)
+        chosen = name or self.metric
+        if chosen not in choices:
+            raise ValueError(
+                f"search.metric: {chosen!r} is not a metric of task {self.name}; "
+                f"choose one of {', '.join(choices)}"
+            )
+        return chosen, choices[chosen]
 
     def labels_of(self, splits: dict[str, list[dict]]) -> list[str] | None:
         """The label set (classification only)."""

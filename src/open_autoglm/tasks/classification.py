@@ -79,6 +79,11 @@ class ClassificationTask(BaseTask):
     def head_names(self, objective: str) -> tuple[str, ...]:
         return ("classifier", "score")
 
+    def search_metrics(self, train: TrainConfig) -> dict[str, bool]:
+        """The built-in scores and the plugins' that train.metrics adds (a plugin metric is a score: higher is
+        better)."""
+        return dict.fromkeys((*BUILTIN_METRICS, *train.metrics), True)
+
     def reference_baseline(self, splits: dict[str, list[dict]]) -> dict[str, float]:
         return {"majority_accuracy": majority_accuracy(splits["train"], splits["validation"])}
 

@@ -33,6 +33,7 @@ def pack_blocks(
 class PretrainTask(BaseTask):
     name: ClassVar[str] = "pretrain"
     kind: ClassVar[str] = "pretrain"
+    default_model: ClassVar[str] = "smollm2"  # causal LM pretraining; name an encoder for masked LM
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
 

@@ -183,9 +183,15 @@ class SftTask(BaseTask):
     default_model: ClassVar[str] = "smollm2"
     metric: ClassVar[str] = "perplexity"
     greater_is_better: ClassVar[bool] = False
+    evals_per_epoch: ClassVar[int] = 4
 
     def objective(self, model_path: str, model_cfg: ModelConfig) -> str:
         return "causal_lm"
+
+    def search_metrics(self, train: TrainConfig) -> dict[str, bool]:
+        """The loss, or a generation metric of greedy replies (evaluate/metrics.py), which fit scores on a
+        fixed validation sample when search.metric names one."""
+        return {"perplexity": False, "loss": False, "rouge_l": True, "bleu": True, "exact_match": True}
 
     def head_names(self, objective: str) -> tuple[str, ...]:
         return ("lm_head",)

@@ -108,6 +108,33 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 50 else float("inf")
 
 
+class EvaluateWithinEpochCallback(TrainerCallback):
+    """Evaluates `per_epoch` times an epoch, where the examples seen cross k / per_epoch of an epoch.
+
+    Shares of the examples, not step counts, so trials of one search with different batch sizes evaluate after
+    the same training and their values can be compared. The epoch's own end is left to the Trainer's epoch
+    schedule, which evaluates there anyway.
+    """
+
+    def __init__(self, per_epoch: int) -> None:
+        self.per_epoch = per_epoch
+        self.reached = 0  # shares of an epoch passed at the last evaluation
+
+    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.reached = shares_reached(state.epoch, self.per_epoch)  # a resumed run has passed some already
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        reached = shares_reached(state.epoch, self.per_epoch)
+        if reached > self.reached and reached % self.per_epoch:
+            control.should_evaluate = True
+        self.reached = max(self.reached, reached)
+
+
+def shares_reached(epoch: float | None, per_epoch: int) -> int:
+    """How many 1 / per_epoch shares of an epoch `epoch` has passed (the Trainer's epoch is a float sum)."""
+    return math.floor((epoch or 0.0) * per_epoch + 1e-6)
+
+
 class ProgressBarCallback(TrainerCallback):
     """One bar over optimizer steps, with loss, learning rate and examples/s beside the ETA."""
 

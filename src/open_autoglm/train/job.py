@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import prepare_model_for_kbit_training
 from safetensors import SafetensorError
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
@@ -38,6 +39,7 @@ from open_autoglm.distributed import (
     sharded_training,
     world_size,
 )
+from open_autoglm.evaluate.metrics import GENERATION_METRICS
 from open_autoglm.methods import METHODS, MethodContext
 from open_autoglm.methods.params import method_params
 from open_autoglm.models import (
@@ -48,6 +50,7 @@ from open_autoglm.models import (
     resolve_model_path,
 )
 from open_autoglm.models.aliases import licence_of
+from open_autoglm.models.weights import base_weights, upcast_trainable
 from open_autoglm.monitor import ResourceMonitor
 from open_autoglm.run_config_check import check_resume_compatible
 from open_autoglm.run_folder import (
@@ -62,6 +65,7 @@ from open_autoglm.run_folder import (
 from open_autoglm.tasks import TASKS, BaseTask, PreparedData
 from open_autoglm.train.arguments import build_training_args, optimizer_cls_and_kwargs
 from open_autoglm.train.callbacks import (
+    EvaluateWithinEpochCallback,
     MetricsFileCallback,
     ProgressBarCallback,
     keep_metrics_through,
@@ -77,6 +81,7 @@ from open_autoglm.train.checkpoints import (
     last_complete_checkpoint,
 )
 from open_autoglm.train.distillation import DistillationTrainer, distillation_kwargs
+from open_autoglm.train.generation import GenerationSample, generation_sample
 from open_autoglm.train.head_warmup import HeadWarmupCallback
 from open_autoglm.train.layerwise import freeze_bottom_layers
 from open_autoglm.train.losses import balanced_class_weights
@@ -171,9 +176,15 @@ def fit(
     objective = task.objective(model_path, config.model)
     tokenizer = load_tokenizer(model_path, config.model)
     prepared = task.prepare(loaded.splits, tokenizer, config.data, config.train, objective)
+    method = METHODS.get(config.method.name)()
+    if task.kind not in method.tasks:
+        raise ValueError(f"method {method.name!r} does not support task {config.task!r}")
+    base = base_weights(config.model, placement, method.name, frozen=method.uses_peft)
     model, new_modules = load_model(
-        model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id
+        model_path, config.model, objective, prepared.labels, tokenizer.pad_token_id, base
     )
+    if base.quantization is not None:  # norms in fp32, inputs that carry gradients to the adapters
+        model = prepare_model_for_kbit_training(model, config.train.gradient_checkpointing)
     task.configure_model(model, tokenizer)
 
     # 3. The fine-tuning method.
@@ -181,13 +192,11 @@ def fit(
     steps = total_optimizer_steps(train_rows, config.train)
     heads = tuple(dict.fromkeys(task.head_names(objective) + new_modules))  # + randomly initialised modules
     ctx = MethodContext(task.kind, objective, heads, steps)
-    method = METHODS.get(config.method.name)()
-    if task.kind not in method.tasks:
-        raise ValueError(f"method {method.name!r} does not support task {config.task!r}")
     probe = prepared.collator(
         [_without_length(prepared.datasets["train"][i]) for i in range(min(2, train_rows))]
     )
     model = apply_method(method, model, method_params(config.method), ctx, probe)
+    upcast_trainable(model)
     freeze_bottom_layers(model, config.train.freeze_layers)
     warmup = head_warmup(config.train.head_warmup_ratio, model, heads, new_modules, steps)
     trainable, total = count_parameters(model)
@@ -211,6 +220,7 @@ def fit(
         checkpoints=checkpoints,
     )
     weights = class_weights(config.train.loss.class_weights, prepared.datasets["train"], prepared.labels)
+    generation = validation_sample(config, loaded, tokenizer, args.per_device_eval_batch_size)
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -219,7 +229,7 @@ def fit(
         data_collator=lambda rows: prepared.collator([_without_length(r) for r in rows]),
         compute_metrics=prepared.compute_metrics,
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config.train),
-        callbacks=run_callbacks(config, trial_dir, objective != "seq_cls")
+        callbacks=run_callbacks(config, trial_dir, objective != "seq_cls", task.evaluation_grid(config.train))
         + method.callbacks(model)
         + warmup
         + list(callbacks),
@@ -230,6 +240,7 @@ def fit(
         if config.train.scheduler.name == "step"
         else None,
         layer_lr_decay=config.train.layer_lr_decay,
+        generation=generation,
         **distill,
     )
     show_progress(trainer, config.quiet)
@@ -266,6 +277,22 @@ def fit(
     )
 
 
+def validation_sample(
+    config: Config, loaded: LoadedData, tokenizer: Any, batch_size: int
+) -> GenerationSample | None:
+    """The first `search.generation_rows` validation rows, answered at every evaluation when search.metric is a
+    generation metric (the search optimises it, so every evaluation must report it); else None."""
+    if config.search.metric not in GENERATION_METRICS:
+        return None
+    if sharded_training():  # each process would generate from its shard of the weights
+        raise ValueError(
+            f"search.metric {config.search.metric} generates with the whole model on every process, which "
+            "FSDP / DeepSpeed shard; search it on one process or under DDP"
+        )
+    rows = loaded.splits["validation"][: config.search.generation_rows]
+    return generation_sample(rows, tokenizer, batch_size, config.data.max_length)
+
+
 def start_or_resume(trial_dir: Path, resume: bool) -> Path | None:
     """The complete checkpoint in `trial_dir` to resume from, or None for a fresh start.
 
@@ -282,13 +309,19 @@ def start_or_resume(trial_dir: Path, resume: bool) -> Path | None:
     return checkpoint
 
 
-def run_callbacks(config: Config, trial_dir: Path, language_model: bool) -> list[TrainerCallback]:
+def run_callbacks(
+    config: Config, trial_dir: Path, language_model: bool, evals_per_epoch: int | None
+) -> list[TrainerCallback]:
     """What every training run reports and guards: metrics.jsonl, complete-checkpoint markers, no step past
-    a finished run, and the configured trackers."""
+    a finished run, evaluations within an epoch, and the configured trackers."""
+    within_epoch = []
+    if evals_per_epoch is not None and evals_per_epoch > 1:
+        within_epoch.append(EvaluateWithinEpochCallback(evals_per_epoch))
     return [
         MetricsFileCallback(TrialFolder(trial_dir).metrics, language_model),
         CheckpointMarkerCallback(),
         FinishedRunGuard(),
+        *within_epoch,
         *tracker_callbacks(config.train.report_to, RunFolder(config.run_dir).tensorboard / trial_dir.name),
     ]
 
@@ -443,6 +476,7 @@ def _evaluation_twin(trainer: AutoglmTrainer) -> AutoglmTrainer:
         loss_name=trainer.loss_name,
         focal_gamma=trainer.focal_gamma,
         class_weights=trainer.class_weights,
+        generation=trainer.generation,
     )
     twin.remove_callback(PrinterCallback)
     return twin

@@ -1,6 +1,6 @@
 """Our Trainer: the Hugging Face Trainer plus what it lacks — class-weighted/focal loss, a step schedule,
-layer-wise learning-rate decay, Adam/SGD choice, a hard stop on a non-finite loss, and a length-grouped batch
-order that a resumed run draws again."""
+layer-wise learning-rate decay, Adam/SGD choice, a hard stop on a non-finite loss, a length-grouped batch
+order that a resumed run draws again, and generation metrics in the evaluations of a causal LM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import EvalLoopOutput
 
+from open_autoglm.train.generation import SCORED_PREFIXES, GenerationSample, score_sample
 from open_autoglm.train.layerwise import layerwise_param_groups
 
 
@@ -28,6 +30,7 @@ class AutoglmTrainer(Trainer):
         class_weights: torch.Tensor | None = None,
         step_schedule: tuple[int, float] | None = None,
         layer_lr_decay: float = 1.0,
+        generation: GenerationSample | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -36,6 +39,7 @@ class AutoglmTrainer(Trainer):
         self.class_weights = class_weights
         self.step_schedule = step_schedule  # (step_size, gamma) for the `step` scheduler
         self.layer_lr_decay = layer_lr_decay  # 1.0: every parameter at the base rate
+        self.generation = generation  # validation rows whose greedy replies each evaluation scores
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         if self.loss_name == "ce" and self.class_weights is None:
@@ -48,6 +52,23 @@ class AutoglmTrainer(Trainer):
             outputs.logits, labels, self.loss_name, self.focal_gamma, self.class_weights
         )
         return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(  # type: ignore[no-untyped-def]
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ) -> EvalLoopOutput:
+        """The Trainer's evaluation, plus the generation metrics of the validation sample: added here, before
+        `evaluate` logs the metrics, they reach the log history, metrics.jsonl and the search's pruners."""
+        output = super().evaluation_loop(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+        if (
+            self.generation is not None
+            and metric_key_prefix in SCORED_PREFIXES
+            and output.metrics is not None
+        ):
+            scores = score_sample(self.model, self.generation)  # type: ignore[arg-type]
+            output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
+        return output
 
     def training_step(self, model, inputs, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         loss = super().training_step(model, inputs, num_items_in_batch)

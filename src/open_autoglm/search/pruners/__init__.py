@@ -6,26 +6,26 @@ name (the function's). A plugin's joins through the `open_autoglm.pruners` entry
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from optuna.pruners import BasePruner, HyperbandPruner, MedianPruner, SuccessiveHalvingPruner
 
 from open_autoglm.registry import Registry
-from open_autoglm.search.pruners.composite import STEPS_PER_EPOCH, CompositePruner
+from open_autoglm.search.pruners.composite import CompositePruner
 from open_autoglm.search.pruners.curve import LearningCurvePruner
 
-__all__ = ["PRUNERS", "STEPS_PER_EPOCH", "CompositePruner", "LearningCurvePruner", "Rungs", "build_pruner"]
+__all__ = ["PRUNERS", "CompositePruner", "LearningCurvePruner", "Rungs", "build_pruner"]
 
 
 @dataclass(frozen=True)
 class Rungs:
-    """What a pruner is built from. Resources are in report steps (STEPS_PER_EPOCH an epoch)."""
+    """What a pruner is built from. Resources are report steps: training examples seen (see search/reports.py)."""
 
-    min_resource: int  # the first rung: one epoch, or the whole run when it is shorter
+    min_resource: int  # the first rung: the first report, a share of an epoch
     final_step: int  # the step a trial that runs to the end reports last
     startup_trials: int  # trials finished before a pruner judges
+    epoch: int  # steps in one epoch (for the reasons a pruner gives)
 
 
 PRUNERS: Registry[Callable[[Rungs], BasePruner]] = Registry(
@@ -53,8 +53,6 @@ def curve(rungs: Rungs) -> BasePruner:
     return LearningCurvePruner(min_finished=3)
 
 
-def build_pruner(names: Sequence[str], metric: str, epochs: float, startup_trials: int) -> CompositePruner:
-    """The named pruners as one. The first rung is one epoch."""
-    final_step = max(1, math.ceil(epochs * STEPS_PER_EPOCH))
-    rungs = Rungs(min(STEPS_PER_EPOCH, final_step), final_step, startup_trials)
-    return CompositePruner([(name, PRUNERS.get(name)(rungs)) for name in names], metric)
+def build_pruner(names: Sequence[str], metric: str, rungs: Rungs) -> CompositePruner:
+    """The named pruners as one."""
+    return CompositePruner([(name, PRUNERS.get(name)(rungs)) for name in names], metric, rungs.epoch)

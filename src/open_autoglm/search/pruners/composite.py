@@ -1,7 +1,7 @@
 """Several pruners as one, each decision with its reason.
 
-A trial reports its primary validation metric at `step = round(epoch * STEPS_PER_EPOCH)`, so steps mean the
-same amount of training for every trial whatever its batch size. The trial stops as soon as any pruner says so,
+A trial reports its primary validation metric with the training examples it has seen as the step
+(search/reports.py), so steps mean the same amount of training for every trial whatever its batch size. The trial stops as soon as any pruner says so,
 and the one that did says why (Optuna's pruners answer only yes or no, so their reasons are composed here from
 the values they judged on).
 """
@@ -15,9 +15,6 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import spearmanr
-
-STEPS_PER_EPOCH = 100  # a report step is a hundredth of an epoch
-
 
 RANK_GATED = {"median", "asha", "hyperband"}  # members that judge a trial by its rank among others at a step
 MIN_RANK_CORRELATION = 0.5
@@ -34,9 +31,10 @@ class CompositePruner(BasePruner):
     starters that end best. The learning-curve predictor needs no gate: its own uncertainty plays that part.
     """
 
-    def __init__(self, members: list[tuple[str, BasePruner]], metric: str) -> None:
+    def __init__(self, members: list[tuple[str, BasePruner]], metric: str, epoch: int) -> None:
         self.members = members
         self.metric = metric
+        self.epoch = epoch  # steps in one epoch
         self.last_reason: str | None = None
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -52,7 +50,7 @@ class CompositePruner(BasePruner):
             if name in RANK_GATED and not informative_step(study, trial.last_step):
                 continue
             explain = getattr(pruner, "last_reason", None)
-            self.last_reason = explain or _compare_with_others(name, self.metric, study, trial)
+            self.last_reason = explain or _compare_with_others(name, self.metric, self.epoch, study, trial)
             return True
         return False
 
@@ -72,7 +70,7 @@ def informative_step(study: optuna.Study, step: int) -> bool:
     return bool(correlation >= MIN_RANK_CORRELATION)
 
 
-def _compare_with_others(name: str, metric: str, study: optuna.Study, trial: FrozenTrial) -> str:
+def _compare_with_others(name: str, metric: str, epoch: int, study: optuna.Study, trial: FrozenTrial) -> str:
     """A reason for a built-in pruner: the trial's value beside the others' at the same step."""
     step = trial.last_step
     assert step is not None
@@ -82,7 +80,7 @@ def _compare_with_others(name: str, metric: str, study: optuna.Study, trial: Fro
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         if step in t.intermediate_values
     ]
-    where = f"at epoch {step / STEPS_PER_EPOCH:g}"
+    where = f"after {step} examples (epoch {step / epoch:.3g})"
     if not others:
         return f"{name}: {metric} {value:.4g} {where}"
     best = max(others) if study.direction == StudyDirection.MAXIMIZE else min(others)

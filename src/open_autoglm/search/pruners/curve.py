@@ -178,6 +178,6 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
         margin = f" by {self.min_delta:.4g}" if self.min_delta else ""
         return prediction, (
             f"learning curve: predicted final {prediction.mean:.4g} ± {prediction.std:.2g}"
-            f" (optimistic {prediction.optimistic:.4g}) at step {step} of {final_step}"
+            f" (optimistic {prediction.optimistic:.4g}) after {step} of {final_step} examples"
             f" cannot beat the best {best:.4g}{margin}"
         )
