@@ -18,8 +18,18 @@ from open_autoglm.models.weights import BaseWeights, base_weights
 def test_weights_that_train_stay_fp32_and_frozen_ones_take_the_compute_precision() -> None:
     bf16, fp32 = Placement("cpu", "bf16"), Placement("cpu", "fp32")
     assert base_weights(ModelConfig(), bf16, "full", frozen=False) == BaseWeights(torch.float32)
-    assert base_weights(ModelConfig(), bf16, "lora", frozen=True) == BaseWeights(torch.bfloat16)
+    assert base_weights(ModelConfig(precision="bf16"), bf16, "lora", frozen=True) == BaseWeights(
+        torch.bfloat16
+    )
     assert base_weights(ModelConfig(), fp32, "lora", frozen=True) == BaseWeights(torch.float32)
+    # bf16 chosen by itself on a CPU: frozen weights stay fp32 there; asked for, or on a GPU, they follow it
+    assert base_weights(ModelConfig(precision="auto"), bf16, "lora", frozen=True) == BaseWeights(
+        torch.float32
+    )
+    cuda = Placement("cuda", "bf16")
+    assert base_weights(ModelConfig(precision="auto"), cuda, "lora", frozen=True) == BaseWeights(
+        torch.bfloat16
+    )
 
 
 def test_qlora_on_cuda_loads_nf4_with_double_quantization(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,7 +54,14 @@ def base_weights(model_cfg: ModelConfig, placement: Placement, method: str, froz
         if not bitsandbytes_installed():
             raise ValueError(f"model.quantize={quantize} needs bitsandbytes: pip install bitsandbytes")
         return BaseWeights(placement.dtype, _bnb(quantize, placement))
-    if frozen and placement.precision != "fp32":
+    # Frozen weights in half precision on a GPU, or where model.precision asks for it: a CPU with native bf16
+    # picks bf16 autocast by itself, and there memory is plentiful while bf16-rounded frozen weights move a
+    # classifier's accuracy (an adapter trained on them is merged into the fp32 weights at export).
+    if (
+        frozen
+        and placement.precision != "fp32"
+        and (placement.device == "cuda" or model_cfg.precision != "auto")
+    ):
         return BaseWeights(placement.dtype)
     return BaseWeights(torch.float32)
 
